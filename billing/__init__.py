@@ -1,0 +1,30 @@
+"""Meterline's pure billing core: currencies, unit rounding, charge models, periods, proration.
+
+No I/O: stdlib, ``decimal`` and ``zoneinfo`` only. Money is ``decimal.Decimal`` end to end.
+"""
+
+from billing.charge_models import CHARGE_MODELS, compute_amount
+from billing.currency import UnknownCurrency, amount_cents, currency_exponent, subunit
+from billing.periods import billing_period, billing_period_bounds, period_by_index, period_days
+from billing.proration import min_amount_true_up_cents, prorate_min_amount
+from billing.rounding import round_units
+from billing.usage import ChargeUsage
+from billing.validation import validate_charge_properties
+
+__all__ = [
+    "CHARGE_MODELS",
+    "ChargeUsage",
+    "UnknownCurrency",
+    "amount_cents",
+    "billing_period",
+    "billing_period_bounds",
+    "compute_amount",
+    "currency_exponent",
+    "min_amount_true_up_cents",
+    "period_by_index",
+    "period_days",
+    "prorate_min_amount",
+    "round_units",
+    "subunit",
+    "validate_charge_properties",
+]

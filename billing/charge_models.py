@@ -1,0 +1,111 @@
+"""Charge models of SPEC §6: units -> amount in currency units (unrounded Decimal)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from decimal import Decimal, localcontext
+from typing import Any
+
+from billing.currency import subunit
+from billing.decimals import CONTEXT, ZERO, to_decimal
+from billing.percentage import percentage_amount
+from billing.ranges import graduated_tiers, parse_ranges, volume_range
+from billing.usage import ChargeUsage
+from billing.validation import validate_charge_properties
+
+__all__ = [
+    "CHARGE_MODELS",
+    "ChargeUsage",
+    "compute_amount",
+    "validate_charge_properties",
+]
+
+HUNDRED = Decimal(100)
+
+ChargeModel = Callable[[Mapping[str, Any], ChargeUsage], Decimal]
+
+
+def standard_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
+    """units x amount."""
+    return usage.units * to_decimal(properties.get("amount"))
+
+
+def package_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
+    """ceil(max(units - free_units, 0) / package_size) x amount (a started package is due)."""
+    size = to_decimal(properties.get("package_size"))
+    if size <= 0:
+        raise ValueError("package_size must be positive")
+    free = to_decimal(properties.get("free_units") or 0)
+    billed = max(usage.units - free, ZERO)
+    return math.ceil(billed / size) * to_decimal(properties.get("amount"))
+
+
+def graduated_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
+    """Σ over the tiers walked: tier units x per_unit_amount + flat_amount (once per tier)."""
+    tiers = graduated_tiers(parse_ranges(properties.get("graduated_ranges")), usage.units)
+    return sum(
+        (
+            tier_units * to_decimal(tier.raw.get("per_unit_amount"))
+            + to_decimal(tier.raw.get("flat_amount"))
+            for tier, tier_units in tiers
+        ),
+        ZERO,
+    )
+
+
+def graduated_percentage_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
+    """Σ over the tiers walked: tier units x rate / 100 + flat_amount (once per tier)."""
+    ranges = parse_ranges(properties.get("graduated_percentage_ranges"))
+    return sum(
+        (
+            tier_units * to_decimal(tier.raw.get("rate")) / HUNDRED
+            + to_decimal(tier.raw.get("flat_amount"))
+            for tier, tier_units in graduated_tiers(ranges, usage.units)
+        ),
+        ZERO,
+    )
+
+
+def volume_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
+    """units x per_unit_amount + flat_amount of the one range holding units; 0 units -> 0 (Lago)."""
+    if usage.units == 0:
+        return ZERO
+    tier = volume_range(parse_ranges(properties.get("volume_ranges")), usage.units)
+    return usage.units * to_decimal(tier.raw.get("per_unit_amount")) + to_decimal(
+        tier.raw.get("flat_amount")
+    )
+
+
+def dynamic_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
+    """Σ precise_total_amount_cents / currency subunit (USD /100, JPY /1)."""
+    cents = usage.precise_total_amount_cents
+    if cents is None:
+        return ZERO
+    return to_decimal(cents) / subunit(usage.currency)
+
+
+#: Charge model name -> pricing function.
+CHARGE_MODELS: dict[str, ChargeModel] = {
+    "standard": standard_amount,
+    "package": package_amount,
+    "graduated": graduated_amount,
+    "graduated_percentage": graduated_percentage_amount,
+    "volume": volume_amount,
+    "percentage": percentage_amount,
+    "dynamic": dynamic_amount,
+}
+
+
+def compute_amount(charge_model: str, properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
+    """Price ``usage`` with ``charge_model``; returns currency units (not cents), unrounded.
+
+    Raises ``ValueError`` for an unknown model or unusable properties (validate them first with
+    :func:`validate_charge_properties`).
+    """
+    try:
+        model = CHARGE_MODELS[charge_model]
+    except KeyError:
+        raise ValueError(f"unknown charge model: {charge_model!r}") from None
+    with localcontext(CONTEXT):
+        return model(properties or {}, usage)

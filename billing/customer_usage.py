@@ -1,0 +1,176 @@
+"""Price pre-aggregated usage into Lago's ``customer_usage`` response shape (SPEC §7)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from aggregation.usage_aggregate import UsageAggregate, units_of
+from billing.charge_models import compute_amount
+from billing.currency import amount_cents
+from billing.rounding import round_units
+from billing.usage import ChargeUsage
+from schemas.catalog import BillableMetric, Charge, Customer, Plan, Subscription
+from schemas.numbers import decimal_to_string
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    """One priced (charge, filter bucket, group)."""
+
+    charge: Charge
+    charge_filter_id: str
+    grouped_by: tuple[tuple[str, str], ...]
+    units: Decimal
+    events_count: int
+    amount: Decimal
+    amount_cents: int
+
+
+def price_fees(
+    plan: Plan,
+    metrics: Mapping[str, BillableMetric],
+    aggregates: Sequence[UsageAggregate],
+    currency: str,
+) -> list[Fee]:
+    """One fee per (charge, filter bucket, group) with usage, plus a zero fee per idle charge."""
+    by_charge: dict[str, list[UsageAggregate]] = defaultdict(list)
+    for agg in aggregates:
+        by_charge[agg.charge_id].append(agg)
+    fees: list[Fee] = []
+    for charge in plan.charges:
+        metric = metrics.get(charge.billable_metric_code)
+        if metric is None:
+            continue
+        filter_props = {f.id: f.properties for f in charge.filters}
+        usage = by_charge.get(charge.id) or [_empty(charge, metric)]
+        for agg in sorted(usage, key=lambda a: (a.charge_filter_id, a.grouped_by)):
+            units = round_units(units_of(agg), metric.rounding_function, metric.rounding_precision)
+            properties = filter_props.get(agg.charge_filter_id, charge.properties)
+            amount = compute_amount(
+                charge.charge_model,
+                properties,
+                ChargeUsage(
+                    units=units,
+                    events_count=agg.events_count,
+                    precise_total_amount_cents=agg.precise_total_amount_cents,
+                    currency=currency,
+                ),
+            )
+            fees.append(
+                Fee(
+                    charge=charge,
+                    charge_filter_id=agg.charge_filter_id,
+                    grouped_by=agg.grouped_by,
+                    units=units,
+                    events_count=agg.events_count,
+                    amount=amount,
+                    amount_cents=amount_cents(amount, currency),
+                )
+            )
+    return fees
+
+
+def _empty(charge: Charge, metric: BillableMetric) -> UsageAggregate:
+    zero = Decimal(0)
+    return UsageAggregate(charge.id, "", (), metric.aggregation_type, 0, zero, None, None, zero)
+
+
+def customer_usage(
+    *,
+    customer: Customer | None,
+    subscription: Subscription,
+    plan: Plan,
+    metrics: Mapping[str, BillableMetric],
+    aggregates: Sequence[UsageAggregate],
+    period_from: datetime,
+    period_to: datetime,
+) -> dict[str, Any]:
+    """Lago's ``customer_usage`` object for one subscription and period."""
+    currency = plan.amount_currency
+    fees = price_fees(plan, metrics, aggregates, currency)
+    by_charge: dict[str, list[Fee]] = defaultdict(list)
+    for fee in fees:
+        by_charge[fee.charge.id].append(fee)
+    charges_usage = [
+        _charge_usage(charge_fees, metrics[charge_fees[0].charge.billable_metric_code], currency)
+        for charge_fees in by_charge.values()
+    ]
+    total = sum(f.amount_cents for f in fees)
+    return {
+        "from_datetime": _iso(period_from),
+        "to_datetime": _iso(period_to),
+        "issuing_date": period_to.date().isoformat(),
+        "lago_invoice_id": None,
+        "currency": currency,
+        "amount_cents": total,
+        "taxes_amount_cents": 0,
+        "total_amount_cents": total,
+        "external_subscription_id": subscription.external_id,
+        "external_customer_id": customer.external_id if customer else None,
+        "charges_usage": charges_usage,
+    }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _units(value: Decimal) -> str:
+    return decimal_to_string(value)
+
+
+def _charge_usage(fees: list[Fee], metric: BillableMetric, currency: str) -> dict[str, Any]:
+    charge = fees[0].charge
+    filters_by_id = {f.id: f for f in charge.filters}
+    filters: list[dict[str, Any]] = []
+    if charge.filters:
+        bucket_fees: dict[str, list[Fee]] = defaultdict(list)
+        for fee in fees:
+            bucket_fees[fee.charge_filter_id].append(fee)
+        for filter_id, group in sorted(bucket_fees.items()):
+            flt = filters_by_id.get(filter_id)
+            filters.append(
+                {
+                    "units": _units(sum((f.units for f in group), Decimal(0))),
+                    "amount_cents": sum(f.amount_cents for f in group),
+                    "events_count": sum(f.events_count for f in group),
+                    "invoice_display_name": flt.invoice_display_name if flt else None,
+                    "values": {k: list(v) for k, v in flt.values} if flt else {},
+                    "lago_charge_filter_id": filter_id or None,
+                }
+            )
+    grouped_usage = [
+        {
+            "amount_cents": f.amount_cents,
+            "events_count": f.events_count,
+            "units": _units(f.units),
+            "grouped_by": dict(f.grouped_by),
+            "lago_charge_filter_id": f.charge_filter_id or None,
+        }
+        for f in fees
+        if f.grouped_by
+    ]
+    return {
+        "units": _units(sum((f.units for f in fees), Decimal(0))),
+        "events_count": sum(f.events_count for f in fees),
+        "amount_cents": sum(f.amount_cents for f in fees),
+        "amount_currency": currency,
+        "charge": {
+            "lago_id": charge.id,
+            "charge_model": charge.charge_model,
+            "invoice_display_name": charge.invoice_display_name,
+        },
+        "billable_metric": {
+            "lago_id": metric.id,
+            "name": metric.name,
+            "code": metric.code,
+            "aggregation_type": metric.aggregation_type,
+        },
+        "filters": filters,
+        "grouped_usage": grouped_usage,
+    }

@@ -1,0 +1,233 @@
+"""The HTTP API's behaviour, independent of the web server: request in, (status, JSON) out.
+
+Errors use Lago's envelope. ``streams.web`` binds these handlers to Faust's web server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from meterline.catalog_service import CatalogService
+from meterline.usage_service import UsageNotFound, UsageService
+from schemas.catalog import CatalogValidationError
+from schemas.errors import InvalidField
+from schemas.event import UsageEvent, event_to_json_dict, parse_event, partition_key
+from schemas.event import validate_event_payload as event_errors
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """A status code and a JSON-serialisable body."""
+
+    status: int
+    body: Any
+
+
+class EventPublisher(Protocol):
+    """Writes events durably to the raw topic (acks=all) before returning."""
+
+    async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Publish ``(key, value)`` records; raise if any is not acknowledged."""
+
+
+def error(status: int, code: str, details: Mapping[str, Any] | None = None) -> ApiResponse:
+    """Lago's error envelope."""
+    titles = {
+        400: "BadRequest",
+        401: "Unauthorized",
+        404: "Not Found",
+        405: "Method Not Allowed",
+        413: "Payload Too Large",
+        422: "Unprocessable Entity",
+        503: "Service Unavailable",
+    }
+    body: dict[str, Any] = {"status": status, "error": titles.get(status, "Error"), "code": code}
+    if details is not None:
+        body["error_details"] = dict(details)
+    return ApiResponse(status, body)
+
+
+def _lago_event(event: UsageEvent) -> dict[str, Any]:
+    return {
+        "lago_id": None,
+        "transaction_id": event.transaction_id,
+        "external_subscription_id": event.external_subscription_id,
+        "code": event.code,
+        "timestamp": event_to_json_dict(event)["timestamp"],
+        "properties": event.properties,
+        "precise_total_amount_cents": (
+            None if event.precise_total_amount_cents is None
+            else str(event.precise_total_amount_cents)
+        ),
+    }
+
+
+class Api:
+    """Lago-compatible endpoints over the catalog, the raw topic and the usage reader."""
+
+    def __init__(
+        self,
+        *,
+        api_keys: Callable[[], Mapping[str, str]],
+        catalog: CatalogService,
+        usage: UsageService,
+        publisher: EventPublisher,
+        status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        max_batch_events: int = 100,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ):
+        self.api_keys = api_keys
+        self.catalog = catalog
+        self.usage_service = usage
+        self.publisher = publisher
+        self.status_provider = status
+        self.max_batch_events = max_batch_events
+        self.clock_ms = clock_ms
+
+    # --- helpers -------------------------------------------------------------------------------
+    def authenticate(self, authorization: str | None) -> str | None:
+        """The organization of a ``Bearer <key>`` header, or None."""
+        if not authorization or not authorization.startswith("Bearer "):
+            return None
+        return self.api_keys().get(authorization[len("Bearer "):].strip())
+
+    @staticmethod
+    def parse_json(body: bytes, root: str) -> tuple[Any, ApiResponse | None]:
+        """Decode ``body`` and take its ``root`` key; a 400 on malformed JSON or no root."""
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None, error(400, "bad_request", {"body": ["invalid_json"]})
+        if not isinstance(payload, dict) or root not in payload or payload[root] is None:
+            return None, error(400, "bad_request", {root: ["value_is_mandatory"]})
+        return payload[root], None
+
+    # --- events --------------------------------------------------------------------------------
+    async def post_event(self, org: str, body: bytes) -> ApiResponse:
+        """``POST /api/v1/events``: validate one event and write it to the raw topic."""
+        raw, problem = self.parse_json(body, "event")
+        if problem:
+            return problem
+        now = self.clock_ms()
+        try:
+            event = parse_event(raw, now_ms=now, organization_id=org)
+        except InvalidField:
+            return error(422, "validation_errors", event_errors(raw, now_ms=now,
+                                                                organization_id=org))
+        await self._publish([event])
+        return ApiResponse(200, {"event": _lago_event(event)})
+
+    async def post_events_batch(self, org: str, body: bytes) -> ApiResponse:
+        """``POST /api/v1/events/batch``: all events valid, or none is written (422 by index)."""
+        raw, problem = self.parse_json(body, "events")
+        if problem:
+            return problem
+        if not isinstance(raw, list) or not raw:
+            return error(422, "validation_errors", {"events": ["value_is_mandatory"]})
+        if len(raw) > self.max_batch_events:
+            return error(422, "validation_errors", {"events": ["too_many_events"]})
+        now = self.clock_ms()
+        events: list[UsageEvent] = []
+        details: dict[str, Any] = {}
+        for i, item in enumerate(raw):
+            try:
+                events.append(parse_event(item, now_ms=now, organization_id=org))
+            except InvalidField:
+                details[str(i)] = event_errors(item, now_ms=now, organization_id=org)
+        if details:
+            return error(422, "validation_errors", details)
+        await self._publish(events)
+        return ApiResponse(200, {"events": [_lago_event(e) for e in events]})
+
+    async def _publish(self, events: list[UsageEvent]) -> None:
+        await self.publisher.publish(
+            [
+                (
+                    partition_key(e.organization_id, e.external_subscription_id),
+                    orjson.dumps(event_to_json_dict(e)),
+                )
+                for e in events
+            ]
+        )
+
+    # --- catalog -------------------------------------------------------------------------------
+    def create_resource(self, org: str, kind: str, body: bytes) -> ApiResponse:
+        """``POST /api/v1/{billable_metrics,plans,customers,subscriptions}``."""
+        raw, problem = self.parse_json(body, kind)
+        if problem:
+            return problem
+        try:
+            resource = self.catalog.apply(org, kind, raw)
+        except CatalogValidationError as exc:
+            return error(422, "validation_errors", exc.details)
+        return ApiResponse(200, {kind: {**raw, "lago_id": resource.id}})
+
+    def apply_catalog(self, org: str, body: bytes) -> ApiResponse:
+        """``POST /api/v1/meterline/catalog``: apply a whole catalog document at once."""
+        raw, problem = self.parse_json(body, "catalog")
+        if problem:
+            return problem
+        if not isinstance(raw, dict):
+            return error(422, "validation_errors", {"catalog": ["invalid_type"]})
+        try:
+            counts = self.catalog.apply_document(org, raw)
+        except CatalogValidationError as exc:
+            return error(422, "validation_errors", exc.details)
+        return ApiResponse(200, {"applied": counts, "catalog_version": self.catalog.version})
+
+    def get_subscription(self, org: str, external_id: str) -> ApiResponse:
+        """``GET /api/v1/subscriptions/{external_id}``: the latest subscription with that id."""
+        sub = self.catalog.index.subscription_by_id(org, external_id)
+        if sub is None:
+            return error(404, "subscription_not_found")
+        return ApiResponse(
+            200,
+            {
+                "subscription": {
+                    "lago_id": sub.id,
+                    "external_id": sub.external_id,
+                    "external_customer_id": sub.external_customer_id,
+                    "plan_code": sub.plan_code,
+                    "billing_time": sub.billing_time,
+                    "started_at": sub.started_at.isoformat().replace("+00:00", "Z"),
+                    "terminated_at": (
+                        sub.terminated_at.isoformat().replace("+00:00", "Z")
+                        if sub.terminated_at else None
+                    ),
+                    "status": "terminated" if sub.terminated_at else "active",
+                }
+            },
+        )
+
+    # --- usage ---------------------------------------------------------------------------------
+    def current_usage(
+        self, org: str, external_customer_id: str, query: Mapping[str, str]
+    ) -> ApiResponse:
+        """``GET /api/v1/customers/{id}/current_usage?external_subscription_id=…``."""
+        sub_id = query.get("external_subscription_id")
+        if not sub_id:
+            return error(
+                422, "validation_errors", {"external_subscription_id": ["value_is_mandatory"]}
+            )
+        try:
+            index = int(query.get("period_index", "0"))
+        except ValueError:
+            return error(422, "validation_errors", {"period_index": ["invalid_value"]})
+        try:
+            usage = self.usage_service.usage(
+                org, sub_id, external_customer_id=external_customer_id, period_index=index
+            )
+        except UsageNotFound as exc:
+            return error(404, exc.code)
+        return ApiResponse(200, {"customer_usage": usage})
+
+    async def status(self) -> ApiResponse:
+        """``GET /api/v1/meterline/status``: pipeline counters and reconciliation."""
+        if self.status_provider is None:
+            return ApiResponse(200, {})
+        return ApiResponse(200, await self.status_provider())

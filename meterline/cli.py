@@ -1,0 +1,132 @@
+"""The ``meterline`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import yaml
+
+from meterline.settings import Settings, SettingsError, load_settings
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        base = load_settings()
+        changes = {k: v for k, v in overrides.items() if v is not None}
+        return base.with_overrides(**changes) if changes else base
+    except SettingsError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
+
+
+@click.group()
+def main() -> None:
+    """Meterline: exact, fast usage metering (Kafka -> ClickHouse -> priced usage)."""
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="chdb data directory")
+@click.option("--port", type=int, help="HTTP API port")
+def up(data_dir: Path | None, port: int | None) -> None:
+    """Run the embedded stack in the foreground (broker, worker, chdb store, HTTP API)."""
+    from meterline.stack import run_stack
+
+    settings = _settings(data_dir=data_dir, http_port=port)
+    sys.exit(run_stack(settings))
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), help="keep the demo data here")
+@click.option("--events", "event_count", default=3000, show_default=True, help="events to send")
+def demo(data_dir: Path | None, event_count: int) -> None:
+    """Start the stack, load a sample catalog, send events and print priced usage."""
+    from meterline.demo import run_demo
+
+    sys.exit(run_demo(data_dir=data_dir, event_count=event_count))
+
+
+@main.command("check-config")
+def check_config() -> None:
+    """Validate the METERLINE_* settings and print them (secrets hidden)."""
+    settings = _settings()
+    shown = settings.model_dump(mode="json")
+    for secret in ("api_key", "kafka_sasl_password"):
+        if shown.get(secret):
+            shown[secret] = "***"
+    click.echo(json.dumps(shown, indent=2, sort_keys=True))
+    click.echo("configuration OK", err=True)
+
+
+@main.group()
+def catalog() -> None:
+    """Manage the catalog of a running stack."""
+
+
+def _client(url: str | None, api_key: str | None, data_dir: Path | None):
+    from meterline.client import MeterlineClient
+    from meterline.stack import read_local_api
+
+    if not (url and api_key):
+        settings = _settings(data_dir=data_dir)
+        try:
+            local_url, local_key = read_local_api(Path(settings.data_dir))
+        except OSError as exc:
+            raise click.ClickException(
+                "no running stack found: pass --url and --api-key, or run `meterline up` first"
+            ) from exc
+        url, api_key = url or local_url, api_key or local_key
+    return MeterlineClient(url, api_key)
+
+
+@catalog.command("apply")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--url", help="API URL (default: the local stack's)")
+@click.option("--api-key", help="API key (default: the local stack's)")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+def catalog_apply(file: Path, url: str | None, api_key: str | None, data_dir: Path | None) -> None:
+    """Apply a YAML/JSON catalog file (billable_metrics, plans, customers, subscriptions)."""
+    from meterline.client import ApiError
+
+    document = yaml.safe_load(file.read_text())
+    try:
+        result = _client(url, api_key, data_dir).post(
+            "/api/v1/meterline/catalog", {"catalog": document}
+        )
+    except ApiError as exc:
+        raise click.ClickException(json.dumps(exc.body, indent=2)) from exc
+    click.echo(json.dumps(result, indent=2))
+
+
+@main.command()
+@click.option("--subscription", "subscription", required=True, help="external subscription id")
+@click.option("--period", "period_index", default=0, show_default=True,
+              help="0 = current period, -1 = previous, …")
+@click.option("--json", "as_json", is_flag=True, help="print Lago's customer_usage JSON")
+@click.option("--url")
+@click.option("--api-key")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+def usage(subscription: str, period_index: int, as_json: bool, url: str | None,
+          api_key: str | None, data_dir: Path | None) -> None:
+    """Print the priced usage of one subscription (from a running stack)."""
+    from meterline.client import ApiError
+    from meterline.report import usage_table
+
+    client = _client(url, api_key, data_dir)
+    try:
+        status = client.get("/api/v1/subscriptions/" + subscription)["subscription"]
+        result = client.get(
+            f"/api/v1/customers/{status['external_customer_id']}/current_usage"
+            f"?external_subscription_id={subscription}&period_index={period_index}"
+        )
+    except ApiError as exc:
+        raise click.ClickException(json.dumps(exc.body)) from exc
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(usage_table([result["customer_usage"]]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,517 @@
+"""Catalog resources (Lago field names) and their validation.
+
+Every resource is a frozen dataclass scoped to one organization. ``parse_*`` functions turn a
+Lago-shaped JSON object into a resource or raise :class:`CatalogValidationError` whose
+``details`` map a field to Lago error codes (rendered as a 422 by the API).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from schemas.numbers import canonical_string
+
+AGGREGATION_TYPES = frozenset(
+    {"count_agg", "sum_agg", "max_agg", "latest_agg", "unique_count_agg", "weighted_sum_agg"}
+)
+NON_RECURRING_TYPES = frozenset({"count_agg", "max_agg", "latest_agg"})
+NUMERIC_TYPES = frozenset({"sum_agg", "max_agg", "latest_agg", "weighted_sum_agg"})
+CHARGE_MODELS = frozenset(
+    {
+        "standard",
+        "package",
+        "graduated",
+        "graduated_percentage",
+        "volume",
+        "percentage",
+        "dynamic",
+    }
+)
+PLAN_INTERVALS = frozenset({"weekly", "monthly", "quarterly", "yearly"})
+BILLING_TIMES = frozenset({"calendar", "anniversary"})
+ROUNDING_FUNCTIONS = frozenset({"round", "ceil", "floor"})
+
+_ID_NAMESPACE = uuid.UUID("6f1d5a8e-3c1b-4f3e-9a52-8d0f6c1e2b7a")
+
+
+class CatalogValidationError(ValueError):
+    """A catalog resource failed validation; ``details`` maps fields to Lago error codes."""
+
+    def __init__(self, details: Mapping[str, list[str]]):
+        self.details = {k: list(v) for k, v in details.items()}
+        super().__init__(f"validation errors: {self.details}")
+
+
+def stable_id(*parts: str) -> str:
+    """A deterministic UUID for a resource that was given no id (same input, same id)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "\x1f".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class MetricFilter:
+    """A property key a charge may filter on, with its allowed values."""
+
+    key: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BillableMetric:
+    """What to aggregate for one event ``code``."""
+
+    organization_id: str
+    id: str
+    code: str
+    name: str
+    aggregation_type: str
+    field_name: str | None
+    recurring: bool = False
+    rounding_function: str | None = None
+    rounding_precision: int | None = None
+    weighted_interval: str | None = None
+    filters: tuple[MetricFilter, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeFilter:
+    """A charge bucket: events whose properties match ``values`` use these ``properties``."""
+
+    id: str
+    values: tuple[tuple[str, tuple[str, ...]], ...]
+    properties: Mapping[str, Any]
+    invoice_display_name: str | None = None
+
+    @property
+    def values_map(self) -> dict[str, tuple[str, ...]]:
+        """The filter values as a dict key -> allowed values."""
+        return dict(self.values)
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """A priced use of one billable metric inside a plan."""
+
+    id: str
+    billable_metric_code: str
+    charge_model: str
+    properties: Mapping[str, Any]
+    filters: tuple[ChargeFilter, ...] = ()
+    min_amount_cents: int = 0
+    prorated: bool = False
+    pay_in_advance: bool = False
+    invoice_display_name: str | None = None
+
+    @property
+    def pricing_group_keys(self) -> tuple[str, ...]:
+        """Property names that split this charge into one fee per distinct group."""
+        return tuple(self.properties.get("pricing_group_keys") or ())
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A plan: an interval, a currency and charges."""
+
+    organization_id: str
+    id: str
+    code: str
+    name: str
+    interval: str
+    amount_currency: str
+    amount_cents: int = 0
+    charges: tuple[Charge, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A customer, whose timezone defines billing period boundaries."""
+
+    organization_id: str
+    id: str
+    external_id: str
+    name: str = ""
+    timezone: str = "UTC"
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A customer's subscription to a plan, active from ``started_at`` until ``terminated_at``."""
+
+    organization_id: str
+    id: str
+    external_id: str
+    external_customer_id: str
+    plan_code: str
+    started_at: datetime
+    billing_time: str = "calendar"
+    subscription_at: datetime | None = None
+    terminated_at: datetime | None = None
+    name: str = ""
+
+    @property
+    def started_at_ms(self) -> int:
+        """Start as Unix milliseconds."""
+        return int(self.started_at.timestamp() * 1000)
+
+    @property
+    def terminated_at_ms(self) -> int | None:
+        """Termination as Unix milliseconds, or None while active."""
+        return None if self.terminated_at is None else int(self.terminated_at.timestamp() * 1000)
+
+    def active_at(self, timestamp_ms: int) -> bool:
+        """Whether an event at ``timestamp_ms`` belongs to this subscription's lifetime."""
+        end = self.terminated_at_ms
+        return self.started_at_ms <= timestamp_ms and (end is None or timestamp_ms <= end)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """An immutable snapshot of every catalog resource."""
+
+    metrics: tuple[BillableMetric, ...] = ()
+    plans: tuple[Plan, ...] = ()
+    customers: tuple[Customer, ...] = ()
+    subscriptions: tuple[Subscription, ...] = ()
+    version: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------
+# parsing helpers
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.details: dict[str, list[str]] = {}
+
+    def add(self, field_name: str, code: str) -> None:
+        self.details.setdefault(field_name, []).append(code)
+
+    def raise_if_any(self) -> None:
+        if self.details:
+            raise CatalogValidationError(self.details)
+
+
+def _req_str(obj: Mapping[str, Any], key: str, errors: _Errors) -> str:
+    value = obj.get(key)
+    if value is None or value == "":
+        errors.add(key, "value_is_mandatory")
+        return ""
+    if not isinstance(value, str):
+        errors.add(key, "invalid_type")
+        return ""
+    return value
+
+
+def _opt_str(obj: Mapping[str, Any], key: str, errors: _Errors) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.add(key, "invalid_type")
+        return None
+    return value
+
+
+def _bool(obj: Mapping[str, Any], key: str, errors: _Errors, default: bool = False) -> bool:
+    value = obj.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        errors.add(key, "invalid_type")
+        return default
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, errors: _Errors, default: int | None) -> int | None:
+    value = obj.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        errors.add(key, "invalid_type")
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        errors.add(key, "invalid_type")
+        return default
+
+
+def parse_datetime(value: Any) -> datetime:
+    """Parse an ISO 8601 / RFC 3339 datetime (naive means UTC) into an aware UTC datetime."""
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str) and value:
+        parsed = datetime.fromisoformat(value)
+    else:
+        raise ValueError(f"not a datetime: {value!r}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _datetime(obj: Mapping[str, Any], key: str, errors: _Errors) -> datetime | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    try:
+        return parse_datetime(value)
+    except (ValueError, TypeError):
+        errors.add(key, "invalid_date")
+        return None
+
+
+def _string_values(raw: Any) -> tuple[str, ...] | None:
+    if not isinstance(raw, list) or not raw:
+        return None
+    out: list[str] = []
+    for item in raw:
+        text = canonical_string(item)
+        if text is None or isinstance(item, dict | list):
+            return None
+        out.append(text)
+    return tuple(out)
+
+
+# ------------------------------------------------------------------------------------------------
+# resources
+
+
+def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
+    """Validate a Lago ``billable_metric`` object."""
+    errors = _Errors()
+    if not isinstance(obj, Mapping):
+        raise CatalogValidationError({"billable_metric": ["invalid_type"]})
+    code = _req_str(obj, "code", errors)
+    name = _opt_str(obj, "name", errors) or code
+    agg = _req_str(obj, "aggregation_type", errors)
+    if agg and agg not in AGGREGATION_TYPES:
+        errors.add("aggregation_type", "value_is_invalid")
+    field_name = _opt_str(obj, "field_name", errors)
+    if agg and agg != "count_agg" and not field_name:
+        errors.add("field_name", "value_is_mandatory")
+    recurring = _bool(obj, "recurring", errors)
+    if recurring and agg in NON_RECURRING_TYPES:
+        errors.add("recurring", "not_compatible_with_aggregation_type")
+    rounding_function = _opt_str(obj, "rounding_function", errors)
+    if rounding_function is not None and rounding_function not in ROUNDING_FUNCTIONS:
+        errors.add("rounding_function", "value_is_invalid")
+    rounding_precision = _int(obj, "rounding_precision", errors, None)
+    weighted_interval = _opt_str(obj, "weighted_interval", errors)
+    if agg == "weighted_sum_agg":
+        weighted_interval = weighted_interval or "seconds"
+        if weighted_interval != "seconds":
+            errors.add("weighted_interval", "value_is_invalid")
+    elif weighted_interval is not None:
+        weighted_interval = None
+    filters: list[MetricFilter] = []
+    raw_filters = obj.get("filters") or []
+    if not isinstance(raw_filters, list):
+        errors.add("filters", "invalid_type")
+        raw_filters = []
+    for raw in raw_filters:
+        key = raw.get("key") if isinstance(raw, Mapping) else None
+        values = _string_values(raw.get("values")) if isinstance(raw, Mapping) else None
+        if not isinstance(key, str) or not key or values is None:
+            errors.add("filters", "invalid_format")
+            continue
+        filters.append(MetricFilter(key=key, values=values))
+    errors.raise_if_any()
+    metric_id = obj.get("lago_id") or stable_id(organization_id, "metric", code)
+    return BillableMetric(
+        organization_id=organization_id,
+        id=str(metric_id),
+        code=code,
+        name=name,
+        aggregation_type=agg,
+        field_name=field_name if agg != "count_agg" else None,
+        recurring=recurring,
+        rounding_function=rounding_function,
+        rounding_precision=rounding_precision,
+        weighted_interval=weighted_interval,
+        filters=tuple(filters),
+    )
+
+
+def _parse_charge_filter(
+    raw: Any, charge_id: str, index: int, errors: _Errors
+) -> ChargeFilter | None:
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("values"), Mapping):
+        errors.add("filters", "invalid_format")
+        return None
+    pairs: list[tuple[str, tuple[str, ...]]] = []
+    for key, values in sorted(raw["values"].items()):
+        parsed = _string_values(values)
+        if not key or parsed is None:
+            errors.add("filters", "invalid_format")
+            return None
+        pairs.append((str(key), parsed))
+    if not pairs:
+        errors.add("filters", "invalid_format")
+        return None
+    properties = raw.get("properties") or {}
+    if not isinstance(properties, Mapping):
+        errors.add("filters", "invalid_properties")
+        return None
+    filter_id = raw.get("lago_id") or stable_id(charge_id, "filter", str(index), repr(pairs))
+    return ChargeFilter(
+        id=str(filter_id),
+        values=tuple(pairs),
+        properties=dict(properties),
+        invoice_display_name=raw.get("invoice_display_name"),
+    )
+
+
+def parse_charge(
+    obj: Any, *, organization_id: str, plan_code: str, index: int, errors: _Errors
+) -> Charge | None:
+    """Validate one charge of a plan (errors are collected as ``charges`` field errors)."""
+    if not isinstance(obj, Mapping):
+        errors.add("charges", "invalid_type")
+        return None
+    local = _Errors()
+    metric_code = _req_str(obj, "billable_metric_code", local)
+    model = _req_str(obj, "charge_model", local)
+    if model and model not in CHARGE_MODELS:
+        local.add("charge_model", "value_is_invalid")
+    properties = obj.get("properties") or {}
+    if not isinstance(properties, Mapping):
+        local.add("properties", "invalid_type")
+        properties = {}
+    group_keys = properties.get("pricing_group_keys")
+    if group_keys is not None and (
+        not isinstance(group_keys, list) or not all(isinstance(k, str) and k for k in group_keys)
+    ):
+        local.add("pricing_group_keys", "invalid_type")
+    charge_id = str(
+        obj.get("lago_id")
+        or obj.get("id")
+        or stable_id(organization_id, "charge", plan_code, str(index), metric_code)
+    )
+    filters: list[ChargeFilter] = []
+    raw_filters = obj.get("filters") or []
+    if not isinstance(raw_filters, list):
+        local.add("filters", "invalid_type")
+        raw_filters = []
+    for i, raw in enumerate(raw_filters):
+        parsed = _parse_charge_filter(raw, charge_id, i, local)
+        if parsed is not None:
+            filters.append(parsed)
+    min_amount = _int(obj, "min_amount_cents", local, 0) or 0
+    if min_amount < 0:
+        local.add("min_amount_cents", "value_is_out_of_range")
+    prorated = _bool(obj, "prorated", local)
+    pay_in_advance = _bool(obj, "pay_in_advance", local)
+    for key, codes in local.details.items():
+        for code in codes:
+            errors.add(key, code)
+    if local.details:
+        return None
+    return Charge(
+        id=charge_id,
+        billable_metric_code=metric_code,
+        charge_model=model,
+        properties=dict(properties),
+        filters=tuple(filters),
+        min_amount_cents=min_amount,
+        prorated=prorated,
+        pay_in_advance=pay_in_advance,
+        invoice_display_name=obj.get("invoice_display_name"),
+    )
+
+
+def parse_plan(obj: Any, organization_id: str) -> Plan:
+    """Validate a Lago ``plan`` object with its charges."""
+    errors = _Errors()
+    if not isinstance(obj, Mapping):
+        raise CatalogValidationError({"plan": ["invalid_type"]})
+    code = _req_str(obj, "code", errors)
+    name = _opt_str(obj, "name", errors) or code
+    interval = _req_str(obj, "interval", errors)
+    if interval and interval not in PLAN_INTERVALS:
+        errors.add("interval", "value_is_invalid")
+    currency = _req_str(obj, "amount_currency", errors)
+    amount_cents = _int(obj, "amount_cents", errors, 0) or 0
+    raw_charges = obj.get("charges") or []
+    if not isinstance(raw_charges, list):
+        errors.add("charges", "invalid_type")
+        raw_charges = []
+    charges = [
+        parse_charge(raw, organization_id=organization_id, plan_code=code, index=i, errors=errors)
+        for i, raw in enumerate(raw_charges)
+    ]
+    errors.raise_if_any()
+    plan_id = obj.get("lago_id") or stable_id(organization_id, "plan", code)
+    return Plan(
+        organization_id=organization_id,
+        id=str(plan_id),
+        code=code,
+        name=name,
+        interval=interval,
+        amount_currency=currency.upper(),
+        amount_cents=amount_cents,
+        charges=tuple(c for c in charges if c is not None),
+    )
+
+
+def parse_customer(obj: Any, organization_id: str) -> Customer:
+    """Validate a Lago ``customer`` object."""
+    errors = _Errors()
+    if not isinstance(obj, Mapping):
+        raise CatalogValidationError({"customer": ["invalid_type"]})
+    external_id = _req_str(obj, "external_id", errors)
+    timezone = _opt_str(obj, "timezone", errors) or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.add("timezone", "invalid_timezone")
+    currency = _opt_str(obj, "currency", errors)
+    errors.raise_if_any()
+    customer_id = obj.get("lago_id") or stable_id(organization_id, "customer", external_id)
+    return Customer(
+        organization_id=organization_id,
+        id=str(customer_id),
+        external_id=external_id,
+        name=_opt_str(obj, "name", errors) or "",
+        timezone=timezone,
+        currency=currency.upper() if currency else None,
+    )
+
+
+def parse_subscription(obj: Any, organization_id: str, *, now: datetime) -> Subscription:
+    """Validate a Lago ``subscription`` object (``started_at`` defaults to ``subscription_at``)."""
+    errors = _Errors()
+    if not isinstance(obj, Mapping):
+        raise CatalogValidationError({"subscription": ["invalid_type"]})
+    external_id = _req_str(obj, "external_id", errors)
+    customer = _req_str(obj, "external_customer_id", errors)
+    plan_code = _req_str(obj, "plan_code", errors)
+    billing_time = _opt_str(obj, "billing_time", errors) or "calendar"
+    if billing_time not in BILLING_TIMES:
+        errors.add("billing_time", "value_is_invalid")
+    subscription_at = _datetime(obj, "subscription_at", errors)
+    started_at = _datetime(obj, "started_at", errors) or subscription_at or now
+    terminated_at = _datetime(obj, "terminated_at", errors)
+    if terminated_at is not None and terminated_at < started_at:
+        errors.add("terminated_at", "cannot_be_before_started_at")
+    errors.raise_if_any()
+    sub_id = obj.get("lago_id") or stable_id(
+        organization_id, "subscription", external_id, started_at.isoformat()
+    )
+    return Subscription(
+        organization_id=organization_id,
+        id=str(sub_id),
+        external_id=external_id,
+        external_customer_id=customer,
+        plan_code=plan_code,
+        started_at=started_at,
+        billing_time=billing_time,
+        subscription_at=subscription_at or started_at,
+        terminated_at=terminated_at,
+        name=_opt_str(obj, "name", errors) or "",
+    )

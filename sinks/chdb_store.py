@@ -1,0 +1,78 @@
+"""The store on chdb: the ClickHouse engine in-process, on a data directory.
+
+One process may open a data directory at a time (chdb locks it); one session is shared by
+every thread of that process.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pyarrow as pa
+from chdb import session as chdb_session
+
+from sinks.ddl import InsertSpec
+from sinks.sql_store import SqlStore
+from sinks.store import StoreError
+
+
+class ChdbStore(SqlStore):
+    """:class:`sinks.store.Store` backed by a chdb session on ``data_dir``."""
+
+    def __init__(self, data_dir: Path | str, database: str = "meterline"):
+        super().__init__(database)
+        path = Path(data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = chdb_session.Session(str(path))
+        except Exception as exc:  # chdb raises plain RuntimeError subclasses
+            raise StoreError(f"cannot open chdb data directory {path}: {exc}") from exc
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def _run(self, sql: str, fmt: str, params: dict | None, **frame: object) -> object:
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            return self._session.query(sql, fmt, params=params or None)
+        except Exception as exc:
+            raise StoreError(str(exc)) from exc
+
+    def _query(self, sql: str, params: dict | None = None) -> pa.Table:
+        return self._run(sql, "ArrowTable", params)  # type: ignore[return-value]
+
+    def _command(self, sql: str, params: dict | None = None) -> None:
+        self._run(sql, "CSV", params)
+
+    def _insert_wire(self, spec: InsertSpec, wire: pa.Table, token: str | None) -> None:
+        # chdb's Python() table function resolves ``wire_table`` in this frame's locals.
+        wire_table = wire.select(list(spec.wire_names))  # noqa: F841
+        sql = spec.sql(self.database, "Python(wire_table)")
+        params = None
+        if token:
+            sql += " SETTINGS insert_deduplication_token = {token:String}"
+            params = {"token": token}
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            self._session.query(sql, "CSV", params=params)
+        except Exception as exc:
+            raise StoreError(f"insert into {spec.table} failed: {exc}") from exc
+
+    def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
+        key_table = pa.table({"identity": pa.array(keys, pa.binary(16))})  # noqa: F841
+        full_sql = sql.replace("{keys}", "Python(key_table)")
+        if self._closed:
+            raise StoreError("store is closed")
+        try:
+            return self._session.query(full_sql, "ArrowTable", params=params)
+        except Exception as exc:
+            raise StoreError(str(exc)) from exc
+
+    def close(self) -> None:
+        """Close the session and release the data directory lock."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._session.close()

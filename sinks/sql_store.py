@@ -1,0 +1,253 @@
+"""The store's SQL, shared by the chdb and ClickHouse-server backends.
+
+A backend supplies three primitives: ``_query`` (rows as an Arrow table), ``_command`` and
+``_insert_wire`` (an Arrow wire table through an :class:`InsertSpec`, with a dedup token).
+"""
+
+from __future__ import annotations
+
+import abc
+from decimal import Decimal
+
+import orjson
+import pyarrow as pa
+
+from aggregation.usage_aggregate import UsageAggregate
+from sinks import ddl
+from sinks.store import (
+    CatalogDoc,
+    LogPosition,
+    OpenBatch,
+    Organization,
+    PartitionCounts,
+)
+
+
+def _dec(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
+class SqlStore(abc.ABC):
+    """Implements :class:`sinks.store.Store` on top of three backend primitives."""
+
+    def __init__(self, database: str):
+        self.database = database
+
+    # --- primitives ----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def _query(self, sql: str, params: dict | None = None) -> pa.Table:
+        """Run a SELECT and return its rows."""
+
+    @abc.abstractmethod
+    def _command(self, sql: str, params: dict | None = None) -> None:
+        """Run a statement that returns nothing."""
+
+    @abc.abstractmethod
+    def _insert_wire(self, spec: ddl.InsertSpec, wire: pa.Table, token: str | None) -> None:
+        """Insert ``wire`` through ``spec``; a repeated non-empty ``token`` is a no-op."""
+
+    # --- schema --------------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        """Create the database and every table if missing."""
+        self._command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        for table in ddl.ALL_TABLES:
+            self._command(table.create_sql(self.database))
+
+    def insert(self, spec: ddl.InsertSpec, wire: pa.Table, token: str) -> None:
+        """Insert a wire table idempotently (by ``token``); empty tables are skipped."""
+        if wire.num_rows:
+            self._insert_wire(spec, wire, token)
+
+    def scalar(self, sql: str, params: dict | None = None) -> str:
+        """First column of the first row, as text ("" when there is no row)."""
+        table = self._query(sql, params)
+        if not table.num_rows:
+            return ""
+        return str(table.column(0)[0].as_py())
+
+    # --- dedup and batches ---------------------------------------------------------------------
+    def find_seen(self, identities: list[bytes], since_ms: int) -> dict[bytes, list[LogPosition]]:
+        """Stored positions per identity seen since ``since_ms``."""
+        if not identities:
+            return {}
+        rows = self._query_with_keys(
+            f"SELECT identity, log_epoch, source_topic, source_partition, source_offset "
+            f"FROM {self.database}.dedup_keys WHERE identity IN (SELECT identity FROM {{keys}}) "
+            f"AND seen_at >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC')",
+            identities,
+            {"since": since_ms},
+        ).to_pydict()
+        found: dict[bytes, list[LogPosition]] = {}
+        for ident, epoch, topic, part, off in zip(
+            rows["identity"], rows["log_epoch"], rows["source_topic"],
+            rows["source_partition"], rows["source_offset"], strict=True,
+        ):
+            found.setdefault(ident, []).append(LogPosition(epoch, topic, part, off))
+        return found
+
+    @abc.abstractmethod
+    def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
+        """Run ``sql`` where ``{keys}`` names a one-column table ``identity FixedString(16)``."""
+
+    def open_batches(self, log_epoch: str, topic: str) -> list[OpenBatch]:
+        """Begun-but-not-done batches for ``topic`` in this log epoch."""
+        rows = self._query(
+            f"SELECT batch_id, partition, from_offset, to_offset "
+            f"FROM {self.database}.batches WHERE log_epoch = {{e:String}} AND topic = {{t:String}} "
+            f"GROUP BY batch_id, partition, from_offset, to_offset "
+            f"HAVING countIf(state = 'done') = 0 ORDER BY from_offset",
+            {"e": log_epoch, "t": topic},
+        ).to_pylist()
+        return [
+            OpenBatch(r["batch_id"], r["partition"], r["from_offset"], r["to_offset"])
+            for r in rows
+        ]
+
+    def committed_offsets(self, log_epoch: str, topic: str) -> dict[int, int]:
+        """Per partition, one past the highest offset of a done batch."""
+        rows = self._query(
+            f"SELECT partition, max(to_offset) + 1 AS next FROM {self.database}.batches "
+            f"WHERE log_epoch = {{e:String}} AND topic = {{t:String}} AND state = 'done' "
+            f"GROUP BY partition",
+            {"e": log_epoch, "t": topic},
+        ).to_pylist()
+        return {r["partition"]: r["next"] for r in rows}
+
+    def partition_counts(self, log_epoch: str | None = None) -> list[PartitionCounts]:
+        """Counters summed over done batches, per topic and partition."""
+        where = "state = 'done'" + (" AND log_epoch = {e:String}" if log_epoch else "")
+        rows = self._query(
+            f"SELECT topic, partition, sum(consumed) c, sum(stored) s, sum(duplicates) d, "
+            f"sum(dead_letters) l, max(to_offset) + 1 n FROM {self.database}.batches "
+            f"WHERE {where} GROUP BY topic, partition ORDER BY topic, partition",
+            {"e": log_epoch} if log_epoch else None,
+        ).to_pylist()
+        return [
+            PartitionCounts(r["topic"], r["partition"], r["c"], r["s"], r["d"], r["l"], r["n"])
+            for r in rows
+        ]
+
+    # --- usage ---------------------------------------------------------------------------------
+    def read_usage(
+        self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
+    ) -> list[UsageAggregate]:
+        """Sum the pre-aggregated buckets of one subscription over ``[from_ms, to_ms)``."""
+        rows = self._query(
+            f"SELECT charge_id, charge_filter_id, grouped_by, any(aggregation_type) agg, "
+            f"sum(events_count) n, toString(sum(value_sum)) s, toString(max(value_max)) mx, "
+            f"toString(argMax(latest_value, latest_timestamp)) lv, "
+            f"toString(sum(precise_total_amount_cents)) p "
+            f"FROM {self.database}.usage_rollups "
+            f"WHERE organization_id = {{o:String}} AND subscription_id = {{s:String}} "
+            f"AND bucket_start >= toDateTime(intDiv({{f:Int64}}, 1000), 'UTC') "
+            f"AND bucket_start < toDateTime(intDiv({{t:Int64}}, 1000), 'UTC') "
+            f"GROUP BY charge_id, charge_filter_id, grouped_by",
+            {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
+        ).to_pylist()
+        return [
+            UsageAggregate(
+                charge_id=r["charge_id"],
+                charge_filter_id=r["charge_filter_id"],
+                grouped_by=tuple(sorted(orjson.loads(r["grouped_by"] or "{}").items())),
+                aggregation_type=r["agg"],
+                events_count=r["n"],
+                value_sum=Decimal(r["s"]),
+                value_max=_dec(r["mx"]),
+                latest_value=_dec(r["lv"]),
+                precise_total_amount_cents=Decimal(r["p"]),
+            )
+            for r in rows
+        ]
+
+    # --- catalog and organizations -------------------------------------------------------------
+    def put_catalog_docs(self, docs: list[CatalogDoc]) -> None:
+        """Append new versions (version = a per-call increasing number)."""
+        if not docs:
+            return
+        version = int(self.scalar(f"SELECT max(version) FROM {self.database}.catalog_docs") or 0)
+        wire = pa.table(
+            {
+                "organization_id": [d.organization_id for d in docs],
+                "kind": [d.kind for d in docs],
+                "key": [d.key for d in docs],
+                "version": pa.array([version + 1 + i for i in range(len(docs))], pa.uint64()),
+                "body": [d.body for d in docs],
+                "deleted": pa.array([int(d.deleted) for d in docs], pa.uint8()),
+            }
+        )
+        self._insert_wire(_CATALOG_INSERT, wire, None)
+
+    def load_catalog_docs(self) -> list[CatalogDoc]:
+        """The latest version of each (organization, kind, key)."""
+        rows = self._query(
+            f"SELECT organization_id, kind, key, argMax(body, version) b, "
+            f"argMax(deleted, version) d FROM {self.database}.catalog_docs "
+            f"GROUP BY organization_id, kind, key ORDER BY organization_id, kind, key"
+        ).to_pylist()
+        return [
+            CatalogDoc(r["organization_id"], r["kind"], r["key"], r["b"], bool(r["d"]))
+            for r in rows
+        ]
+
+    def ensure_organization(self, org_id: str, name: str, api_key: str) -> Organization:
+        """Create ``org_id`` with ``api_key`` unless it exists; return the stored one."""
+        for org in self.organizations():
+            if org.id == org_id:
+                return org
+        wire = pa.table({"id": [org_id], "name": [name], "api_key": [api_key]})
+        self._insert_wire(_ORG_INSERT, wire, None)
+        return Organization(org_id, name, api_key)
+
+    def organizations(self) -> list[Organization]:
+        """Every organization, first created first (one row per id)."""
+        rows = self._query(
+            f"SELECT id, argMin(name, created_at) n, argMin(api_key, created_at) k "
+            f"FROM {self.database}.organizations GROUP BY id ORDER BY id"
+        ).to_pylist()
+        return [Organization(r["id"], r["n"], r["k"]) for r in rows]
+
+    def dead_letters(
+        self, *, error_code: str | None = None, organization_id: str | None = None,
+        since_ms: int | None = None, until_ms: int | None = None, limit: int = 1000,
+    ) -> list[dict]:
+        """Dead letters, newest first, filtered by reason, organization and failure time."""
+        where = ["1"]
+        params: dict = {"limit": limit}
+        if error_code:
+            where.append("error_code = {code:String}")
+            params["code"] = error_code
+        if organization_id:
+            where.append("organization_id = {org:String}")
+            params["org"] = organization_id
+        if since_ms is not None:
+            where.append("failed_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')")
+            params["since"] = since_ms
+        if until_ms is not None:
+            where.append("failed_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')")
+            params["until"] = until_ms
+        return self._query(
+            f"SELECT organization_id, external_subscription_id, transaction_id, error_code, "
+            f"error_message, payload, source_topic, source_partition, source_offset, "
+            f"toUnixTimestamp64Milli(failed_at) failed_at_ms "
+            f"FROM {self.database}.dead_letters WHERE {' AND '.join(where)} "
+            f"ORDER BY failed_at DESC, source_partition, source_offset LIMIT {{limit:UInt32}}",
+            params,
+        ).to_pylist()
+
+
+_CATALOG_INSERT = ddl.InsertSpec(
+    table="catalog_docs",
+    columns=("organization_id", "kind", "key", "version", "body", "deleted", "updated_at"),
+    wire_columns=(
+        ("organization_id", "String"), ("kind", "String"), ("key", "String"),
+        ("version", "UInt64"), ("body", "String"), ("deleted", "UInt8"),
+    ),
+    select=("organization_id", "kind", "key", "version", "body", "deleted", "now64(3, 'UTC')"),
+)
+
+_ORG_INSERT = ddl.InsertSpec(
+    table="organizations",
+    columns=("id", "name", "api_key", "created_at"),
+    wire_columns=(("id", "String"), ("name", "String"), ("api_key", "String")),
+    select=("id", "name", "api_key", "now64(3, 'UTC')"),
+)

@@ -1,0 +1,153 @@
+"""Build the Arrow wire tables of :mod:`sinks.ddl` from a processed batch (columns, not rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import orjson
+import pyarrow as pa
+
+from aggregation.rollup import RollupKey, RollupState
+from enrichment.enricher import EnrichedRow
+from sinks import ddl
+
+
+def _table(spec: ddl.InsertSpec, columns: Mapping[str, list]) -> pa.Table:
+    return pa.table({name: columns[name] for name in spec.wire_names})
+
+
+def grouped_by_json(pairs: tuple[tuple[str, str], ...]) -> str:
+    """Canonical JSON object for a sorted ``grouped_by`` (stable text, usable as a key)."""
+    return orjson.dumps(dict(pairs), option=orjson.OPT_SORT_KEYS).decode() if pairs else "{}"
+
+
+def events_table(rows: Sequence[EnrichedRow], sources: Sequence, ingested_at_ms: int) -> pa.Table:
+    """Wire table for ``events``: one row per enriched row; ``sources`` are their messages."""
+    events = [r.event for r in rows]
+    return _table(
+        ddl.EVENTS_INSERT,
+        {
+            "organization_id": [e.organization_id for e in events],
+            "external_subscription_id": [e.external_subscription_id for e in events],
+            "subscription_id": [r.subscription_id for r in rows],
+            "plan_id": [r.plan_id for r in rows],
+            "customer_id": [r.customer_id for r in rows],
+            "code": [e.code for e in events],
+            "aggregation_type": [r.aggregation_type for r in rows],
+            "transaction_id": [e.transaction_id for e in events],
+            "timestamp_ms": pa.array([e.timestamp_ms for e in events], pa.int64()),
+            "value": [r.value for r in rows],
+            "charge_id": [r.charge_id for r in rows],
+            "charge_filter_id": [r.charge_filter_id for r in rows],
+            "grouped_by_json": [grouped_by_json(r.grouped_by) for r in rows],
+            "precise_total_amount_cents": pa.array(
+                [
+                    None if e.precise_total_amount_cents is None
+                    else str(e.precise_total_amount_cents)
+                    for e in events
+                ],
+                pa.string(),
+            ),
+            "properties": [orjson.dumps(e.properties).decode() for e in events],
+            "ingested_at_ms": pa.array([ingested_at_ms] * len(rows), pa.int64()),
+            "source_topic": [m.topic for m in sources],
+            "source_partition": pa.array([m.partition for m in sources], pa.uint32()),
+            "source_offset": pa.array([m.offset for m in sources], pa.uint64()),
+        },
+    )
+
+
+def rollups_table(states: Mapping[RollupKey, RollupState], batch_id: str) -> pa.Table:
+    """Wire table for ``usage_rollups``: one row per (key, bucket) of this batch."""
+    keys = list(states)
+    values = [states[k] for k in keys]
+    return _table(
+        ddl.ROLLUPS_INSERT,
+        {
+            "organization_id": [k.organization_id for k in keys],
+            "external_subscription_id": [k.external_subscription_id for k in keys],
+            "subscription_id": [k.subscription_id for k in keys],
+            "charge_id": [k.charge_id for k in keys],
+            "charge_filter_id": [k.charge_filter_id for k in keys],
+            "grouped_by": [grouped_by_json(k.grouped_by) for k in keys],
+            "code": [k.code for k in keys],
+            "aggregation_type": [k.aggregation_type for k in keys],
+            "bucket_start_ms": pa.array([k.bucket_start_ms for k in keys], pa.int64()),
+            "events_count": pa.array([s.events_count for s in values], pa.uint64()),
+            "value_sum": [str(s.value_sum) for s in values],
+            "value_max": pa.array(
+                [None if s.value_max is None else str(s.value_max) for s in values], pa.string()
+            ),
+            "latest_timestamp_ms": pa.array(
+                [max(s.latest_timestamp_ms, 0) for s in values], pa.int64()
+            ),
+            "latest_value": [str(s.latest_value) for s in values],
+            "precise_total_amount_cents": [str(s.precise_total_amount_cents) for s in values],
+            "batch_id": [batch_id] * len(keys),
+        },
+    )
+
+
+def dead_letters_table(letters: Sequence, failed_at_ms: int, batch_id: str) -> pa.Table:
+    """Wire table for ``dead_letters`` (original bytes kept as they came)."""
+    return _table(
+        ddl.DEAD_LETTERS_INSERT,
+        {
+            "organization_id": [d.event.organization_id if d.event else "" for d in letters],
+            "external_subscription_id": [
+                d.event.external_subscription_id if d.event else "" for d in letters
+            ],
+            "transaction_id": [d.event.transaction_id if d.event else "" for d in letters],
+            "error_code": [d.code for d in letters],
+            "error_message": [d.reason for d in letters],
+            "payload": pa.array([d.message.value or b"" for d in letters], pa.binary()),
+            "source_topic": [d.message.topic for d in letters],
+            "source_partition": pa.array([d.message.partition for d in letters], pa.uint32()),
+            "source_offset": pa.array([d.message.offset for d in letters], pa.uint64()),
+            "failed_at_ms": pa.array([failed_at_ms] * len(letters), pa.int64()),
+            "batch_id": [batch_id] * len(letters),
+        },
+    )
+
+
+def dedup_keys_table(keys: Sequence[tuple[bytes, object]], log_epoch: str) -> pa.Table:
+    """Wire table for ``dedup_keys``: identity and first-seen position of stored events."""
+    return _table(
+        ddl.DEDUP_KEYS_INSERT,
+        {
+            "identity": pa.array([k for k, _ in keys], pa.binary(16)),
+            "log_epoch": [log_epoch] * len(keys),
+            "source_topic": [m.topic for _, m in keys],
+            "source_partition": pa.array([m.partition for _, m in keys], pa.uint32()),
+            "source_offset": pa.array([m.offset for _, m in keys], pa.uint64()),
+            "seen_at_ms": pa.array([m.timestamp for _, m in keys], pa.int64()),
+        },
+    )
+
+
+def batches_table(
+    *, batch_id: str, log_epoch: str, topic: str, state: str, tallies: Mapping,
+    written_at_ms: int,
+) -> pa.Table:
+    """Wire table for ``batches``: one manifest row per partition range of the batch."""
+    parts = sorted(tallies)
+    t = [tallies[p] for p in parts]
+    done = state == "done"
+    return _table(
+        ddl.BATCHES_INSERT,
+        {
+            "batch_id": [batch_id] * len(parts),
+            "log_epoch": [log_epoch] * len(parts),
+            "topic": [topic] * len(parts),
+            "partition": pa.array(parts, pa.uint32()),
+            "from_offset": pa.array([x.from_offset for x in t], pa.uint64()),
+            "to_offset": pa.array([x.to_offset for x in t], pa.uint64()),
+            "state": [state] * len(parts),
+            "consumed": pa.array([x.consumed if done else 0 for x in t], pa.uint64()),
+            "stored": pa.array([x.stored if done else 0 for x in t], pa.uint64()),
+            "duplicates": pa.array([x.duplicates if done else 0 for x in t], pa.uint64()),
+            "dead_letters": pa.array([x.dead_letters if done else 0 for x in t], pa.uint64()),
+            "enriched_rows": pa.array([x.enriched_rows if done else 0 for x in t], pa.uint64()),
+            "written_at_ms": pa.array([written_at_ms] * len(parts), pa.int64()),
+        },
+    )

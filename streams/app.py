@@ -1,0 +1,154 @@
+"""The Faust application: the batch pipeline as a service, the HTTP API on its web server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import faust
+import mode
+
+from meterline.api import Api
+from meterline.catalog_service import CatalogService
+from meterline.settings import Settings
+from meterline.usage_service import UsageService
+from sinks.store import Store
+from streams.kafka import client_options, cluster_id, ensure_topics
+from streams.pipeline import Pipeline, PipelineConfig
+from streams.producer import KafkaEventPublisher
+from streams.web import register_routes
+
+log = logging.getLogger("meterline.app")
+
+
+@dataclasses.dataclass
+class Runtime:
+    """The live parts of a running worker, filled in as services start."""
+
+    pipeline: Pipeline | None = None
+    publisher: KafkaEventPublisher | None = None
+    ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+
+def kafka_options_for(settings: Settings, bootstrap_servers: str) -> dict[str, Any]:
+    """aiokafka connection options from the settings."""
+    return client_options(
+        bootstrap_servers,
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=settings.kafka_sasl_username,
+        sasl_password=settings.kafka_sasl_password,
+        ssl_cafile=settings.kafka_ssl_cafile,
+    )
+
+
+def _credentials(settings: Settings) -> Any:
+    if settings.kafka_security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            mechanism=settings.kafka_sasl_mechanism,
+        )
+    if settings.kafka_security_protocol == "SSL":
+        import ssl
+
+        return faust.SSLCredentials(ssl.create_default_context(cafile=settings.kafka_ssl_cafile))
+    return None
+
+
+def build_app(
+    *, settings: Settings, bootstrap_servers: str, store: Store, catalog: CatalogService,
+) -> tuple[faust.App, Runtime]:
+    """Create the Faust app with the pipeline service and the API routes."""
+    session_s = settings.kafka_session_timeout_ms / 1000
+    app = faust.App(
+        f"{settings.consumer_group}-app",
+        broker=f"kafka://{bootstrap_servers}",
+        broker_credentials=_credentials(settings),
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=max(0.1, session_s / 3),
+        broker_rebalance_timeout=max(session_s, 10.0),
+        datadir=str(Path(settings.data_dir) / "faust"),
+        web_enabled=True,
+        web_bind=settings.http_host,
+        web_host=settings.http_host,
+        web_port=settings.http_port,
+        topic_partitions=1,
+        topic_replication_factor=1,
+        producer_acks=-1,
+    )
+    runtime = Runtime()
+    kafka = kafka_options_for(settings, bootstrap_servers)
+    usage = UsageService(store, lambda: catalog.index)
+    publisher = KafkaEventPublisher(kafka, settings.raw_topic)
+    runtime.publisher = publisher
+
+    async def status() -> dict[str, Any]:
+        counts = await asyncio.to_thread(store.partition_counts)
+        pipeline = runtime.pipeline
+        stats = dataclasses.asdict(pipeline.stats) if pipeline else {}
+        return {
+            "log_epoch": pipeline.log_epoch if pipeline else None,
+            "catalog_version": catalog.version,
+            "pipeline": stats,
+            "partitions": [dataclasses.asdict(c) for c in counts],
+            "reconciled": all(c.consumed == c.stored + c.duplicates + c.dead_letters
+                              for c in counts),
+        }
+
+    api = Api(
+        api_keys=lambda: {org.api_key: org.id for org in store.organizations()},
+        catalog=catalog,
+        usage=usage,
+        publisher=publisher,
+        status=status,
+        max_batch_events=settings.max_batch_events,
+    )
+    register_routes(app, api, max_body_bytes=settings.max_body_bytes)
+
+    class PipelineService(mode.Service):
+        """Creates topics, starts the API's producer and runs the batch pipeline."""
+
+        async def on_start(self) -> None:
+            await ensure_topics(
+                kafka,
+                {settings.raw_topic: settings.raw_topic_partitions,
+                 settings.dead_letter_topic: settings.raw_topic_partitions},
+            )
+            epoch = await cluster_id(kafka)
+            await publisher.start()
+            runtime.pipeline = Pipeline(
+                config=PipelineConfig(
+                    topic=settings.raw_topic,
+                    dead_letter_topic=settings.dead_letter_topic,
+                    group_id=settings.consumer_group,
+                    batch_max_events=settings.batch_max_events,
+                    batch_max_seconds=settings.batch_max_seconds,
+                    dedup_window_days=settings.dedup_window_days,
+                    session_timeout_ms=settings.kafka_session_timeout_ms,
+                ),
+                store=store,
+                kafka_options=kafka,
+                log_epoch=epoch,
+                catalog=lambda: catalog.index,
+            )
+            await runtime.pipeline.start()
+            runtime.ready.set()
+            log.info("pipeline started on %s (log epoch %s)", settings.raw_topic, epoch)
+
+        @mode.Service.task
+        async def _run(self) -> None:
+            await runtime.ready.wait()
+            assert runtime.pipeline is not None
+            await runtime.pipeline.run()
+
+        async def on_stop(self) -> None:
+            if runtime.pipeline is not None:
+                await runtime.pipeline.stop()
+            await publisher.stop()
+
+    app.service(PipelineService)
+    return app, runtime

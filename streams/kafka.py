@@ -1,0 +1,67 @@
+"""Kafka client settings, topic creation and the log epoch (the cluster id)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+def client_options(
+    bootstrap_servers: str,
+    *,
+    security_protocol: str = "PLAINTEXT",
+    sasl_mechanism: str = "",
+    sasl_username: str = "",
+    sasl_password: str = "",
+    ssl_cafile: str = "",
+) -> dict[str, Any]:
+    """Connection options shared by every aiokafka client (producer, consumer, admin)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers,
+        "security_protocol": security_protocol,
+    }
+    if security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context(cafile=ssl_cafile or None)
+    if security_protocol.startswith("SASL"):
+        options.update(
+            sasl_mechanism=sasl_mechanism,
+            sasl_plain_username=sasl_username,
+            sasl_plain_password=sasl_password,
+        )
+    return options
+
+
+async def ensure_topics(
+    options: dict[str, Any], topics: dict[str, int], configs: dict[str, dict] | None = None
+) -> None:
+    """Create each topic with its partition count unless it exists already."""
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(name, partitions, 1, topic_configs=(configs or {}).get(name, {}))
+                for name, partitions in topics.items()
+            ]
+        )
+        for topic_error in getattr(response, "topic_errors", []):
+            name, code = topic_error[0], topic_error[1]
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"cannot create topic {name}: error code {code}")
+    finally:
+        await admin.close()
+
+
+async def cluster_id(options: dict[str, Any]) -> str:
+    """The Kafka cluster id: the log epoch that tells two lives of a topic apart."""
+    admin = AIOKafkaAdminClient(**options)
+    await admin.start()
+    try:
+        described = await admin.describe_cluster()
+        return str(described.get("cluster_id") or "kafka")
+    finally:
+        await admin.close()

@@ -1,0 +1,364 @@
+"""The batch hot path: raw topic → parse → dedup → enrich → rollup → ClickHouse → commit.
+
+An aiokafka consumer fetches in bulk (Faust hosts it as a service; its per-event streams are
+far too slow for this path). Each batch is written idempotently in the order fixed by
+:meth:`Pipeline.commit_batch`; the ClickHouse ``batches`` manifest, not Kafka's committed
+offsets, decides where a partition resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from enrichment.catalog_index import CatalogIndex
+from sinks import ddl, wire
+from sinks.store import Store, StoreError
+from streams.batch import BatchResult, RawMessage, process_batch
+
+log = logging.getLogger("meterline.pipeline")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """What the hot path needs from the settings."""
+
+    topic: str
+    dead_letter_topic: str
+    group_id: str
+    batch_max_events: int = 50_000
+    batch_max_seconds: float = 0.5
+    dedup_window_days: int = 35
+    session_timeout_ms: int = 6000
+    retry_initial_seconds: float = 0.2
+    retry_max_seconds: float = 10.0
+
+
+@dataclass
+class PreparedBatch:
+    """A processed batch and the id its writes are deduplicated by."""
+
+    batch_id: str
+    messages: Sequence[RawMessage]
+    result: BatchResult
+
+
+@dataclass
+class PipelineStats:
+    """Running counters since start (the reconciled totals live in the ``batches`` table)."""
+
+    batches: int = 0
+    consumed: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    dead_letters: int = 0
+    replayed_batches: int = 0
+    store_retries: int = 0
+    last_batch_at: float = 0.0
+    by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def batch_id_for(log_epoch: str, topic: str, result: BatchResult) -> str:
+    """Deterministic id of a batch: a digest of its exact offset ranges."""
+    ranges = ",".join(
+        f"{p}:{t.from_offset}-{t.to_offset}" for p, t in sorted(result.tallies.items())
+    )
+    digest = hashlib.sha256(f"{log_epoch}|{topic}|{ranges}".encode()).hexdigest()[:24]
+    return f"{topic}:{digest}"
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.pipeline.on_revoked(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        await self.pipeline.on_assigned(set(assigned))
+
+
+class Pipeline:
+    """The raw-topic consumer and batch writer of one worker process."""
+
+    def __init__(
+        self,
+        *,
+        config: PipelineConfig,
+        store: Store,
+        kafka_options: dict[str, Any],
+        log_epoch: str,
+        catalog: Callable[[], CatalogIndex],
+        clock: Callable[[], float] = time.time,
+    ):
+        self.config = config
+        self.store = store
+        self.kafka_options = kafka_options
+        self.log_epoch = log_epoch
+        self.catalog = catalog
+        self.clock = clock
+        self.stats = PipelineStats()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+        self._pending: dict[int, list[RawMessage]] = defaultdict(list)
+        self._pending_since = 0.0
+        self._stopping = asyncio.Event()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect the dead-letter producer and the raw-topic consumer."""
+        self._producer = AIOKafkaProducer(**self.kafka_options, acks="all")
+        await self._producer.start()
+        session = self.config.session_timeout_ms
+        self._consumer = AIOKafkaConsumer(
+            **self.kafka_options,
+            group_id=self.config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session,
+            heartbeat_interval_ms=max(100, session // 3),
+            rebalance_timeout_ms=max(session, 10_000),
+            max_poll_interval_ms=600_000,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self._consumer.subscribe([self.config.topic], listener=_Rebalance(self))
+        await self._consumer.start()
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then close the Kafka clients."""
+        self._stopping.set()
+        async with self._lock:
+            await self._flush()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def run(self) -> None:
+        """Fetch and write batches until :meth:`stop`."""
+        assert self._consumer is not None
+        while not self._stopping.is_set():
+            fetched = await self._consumer.getmany(
+                timeout_ms=int(self.config.batch_max_seconds * 1000 / 2),
+                max_records=self.config.batch_max_events,
+            )
+            async with self._lock:
+                if self._stopping.is_set():
+                    return
+                for tp, records in fetched.items():
+                    if not self._pending:
+                        self._pending_since = time.monotonic()
+                    self._pending[tp.partition].extend(records)
+                count = sum(len(v) for v in self._pending.values())
+                age = time.monotonic() - self._pending_since
+                if count >= self.config.batch_max_events or (
+                    count and age >= self.config.batch_max_seconds
+                ):
+                    await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        messages = [m for p in sorted(self._pending) for m in self._pending[p]]
+        self._pending.clear()
+        prepared = await asyncio.to_thread(self.prepare, messages)
+        await self.commit_batch(prepared, commit_kafka=True)
+
+    # --- the batch -----------------------------------------------------------------------------
+    def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
+        """Run the pure steps (parse, dedup against the store, enrich, rollup)."""
+        result = process_batch(
+            messages,
+            index=self.catalog(),
+            log_epoch=self.log_epoch,
+            find_seen=lambda keys, since: self._retry_sync(
+                "dedup lookup", self.store.find_seen, keys, since
+            ),
+            dedup_window_days=self.config.dedup_window_days,
+        )
+        batch_id = batch_id_for(self.log_epoch, self.config.topic, result)
+        return PreparedBatch(batch_id, messages, result)
+
+    async def commit_batch(self, batch: PreparedBatch, *, commit_kafka: bool) -> None:
+        """Write one batch. THE commit order; every write is idempotent by its token.
+
+        A crash anywhere replays the batch from step 1 with the same offsets, hence the same
+        batch id and tokens, so a write that already landed is ignored by ClickHouse.
+        """
+        result, bid, now_ms = batch.result, batch.batch_id, int(self.clock() * 1000)
+        topic, epoch = self.config.topic, self.log_epoch
+        # 1. 'begin' marker: pins the batch's exact offset ranges. Crash after this: restart
+        #    finds an open batch and replays exactly these ranges (same id, same tokens).
+        await self._write(
+            ddl.BATCHES_INSERT,
+            wire.batches_table(
+                batch_id=bid, log_epoch=epoch, topic=topic, state="begin",
+                tallies=result.tallies, written_at_ms=now_ms,
+            ),
+            f"{bid}:begin",
+        )
+        # 2. dedup index: identities of stored events. Crash after: the replay sees its own
+        #    positions there and still treats those events as originals.
+        await self._write(
+            ddl.DEDUP_KEYS_INSERT, wire.dedup_keys_table(result.stored_keys, epoch), f"{bid}:keys"
+        )
+        # 3. enriched events. Crash after: replayed insert ignored (same token).
+        await self._write(
+            ddl.EVENTS_INSERT,
+            wire.events_table(result.rows, result.sources, now_ms),
+            f"{bid}:events",
+        )
+        # 4. pre-aggregated usage, what billing reads. Crash after: replay ignored (token).
+        await self._write(
+            ddl.ROLLUPS_INSERT, wire.rollups_table(result.rollups, bid), f"{bid}:rollups"
+        )
+        # 5. dead letters (the record of truth for re-drive). Crash after: replay ignored.
+        await self._write(
+            ddl.DEAD_LETTERS_INSERT,
+            wire.dead_letters_table(result.dead_letters, now_ms, bid),
+            f"{bid}:dead",
+        )
+        # 6. dead-letter topic, for subscribers. Crash after: a replay publishes them again
+        #    (the topic is at-least-once; the table above is exact).
+        await self._publish_dead_letters(result)
+        # 7. 'done' marker with the reconciliation counts: the batch is committed.
+        #    Crash after: nothing is replayed; the partition resumes after this batch.
+        await self._write(
+            ddl.BATCHES_INSERT,
+            wire.batches_table(
+                batch_id=bid, log_epoch=epoch, topic=topic, state="done",
+                tallies=result.tallies, written_at_ms=now_ms,
+            ),
+            f"{bid}:done",
+        )
+        # 8. Kafka offsets, for lag monitoring only. Crash before: the manifest wins on restart.
+        if commit_kafka and self._consumer is not None:
+            offsets = {
+                TopicPartition(topic, p): t.to_offset + 1 for p, t in result.tallies.items()
+            }
+            try:
+                await self._consumer.commit(offsets)
+            except Exception as exc:  # a revoked partition; the manifest already holds it
+                log.warning("kafka offset commit skipped: %s", exc)
+        self._count(result)
+
+    def _count(self, result: BatchResult) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.last_batch_at = self.clock()
+        for tally in result.tallies.values():
+            stats.consumed += tally.consumed
+            stats.stored += tally.stored
+            stats.duplicates += tally.duplicates
+            stats.dead_letters += tally.dead_letters
+        for letter in result.dead_letters:
+            stats.by_reason[letter.code] += 1
+
+    async def _write(self, spec: ddl.InsertSpec, table: Any, token: str) -> None:
+        await asyncio.to_thread(self._retry_sync, f"insert {spec.table}", self.store.insert,
+                                spec, table, token)
+
+    def _retry_sync(self, what: str, fn: Callable, *args: Any) -> Any:
+        """Retry a store call with exponential backoff until it succeeds (never drop a batch)."""
+        delay = self.config.retry_initial_seconds
+        while True:
+            try:
+                return fn(*args)
+            except StoreError as exc:
+                self.stats.store_retries += 1
+                log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
+                time.sleep(delay)
+                delay = min(delay * 2, self.config.retry_max_seconds)
+
+    async def _publish_dead_letters(self, result: BatchResult) -> None:
+        if not result.dead_letters or self._producer is None:
+            return
+        futures = [
+            await self._producer.send(
+                self.config.dead_letter_topic,
+                value=letter.message.value or b"",
+                key=f"{letter.message.partition}:{letter.message.offset}".encode(),
+                headers=[
+                    ("error_code", letter.code.encode()),
+                    ("error_message", letter.reason.encode()[:1000]),
+                    ("source_topic", letter.message.topic.encode()),
+                    ("source_partition", str(letter.message.partition).encode()),
+                    ("source_offset", str(letter.message.offset).encode()),
+                ],
+            )
+            for letter in result.dead_letters
+        ]
+        await asyncio.gather(*futures)
+
+    # --- rebalances and recovery ---------------------------------------------------------------
+    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Write the batch in hand before the partitions move to another worker."""
+        async with self._lock:
+            await self._flush()
+
+    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Replay open batches of the topic, then seek each partition after its last batch."""
+        assert self._consumer is not None
+        await self.replay_open_batches()
+        committed = await asyncio.to_thread(
+            self._retry_sync, "read offsets", self.store.committed_offsets,
+            self.log_epoch, self.config.topic,
+        )
+        for tp in assigned:
+            if tp.partition in committed:
+                self._consumer.seek(tp, committed[tp.partition])
+            else:
+                # no batch stored for this partition in this log epoch: read it all
+                await self._consumer.seek_to_beginning(tp)
+        log.info("assigned %s, resuming at %s", sorted(tp.partition for tp in assigned), committed)
+
+    async def replay_open_batches(self) -> None:
+        """Re-read the exact ranges of every begun-but-unfinished batch and commit it."""
+        open_batches = await asyncio.to_thread(
+            self._retry_sync, "read open batches", self.store.open_batches,
+            self.log_epoch, self.config.topic,
+        )
+        by_id: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
+        for ob in open_batches:
+            by_id[ob.batch_id][ob.partition] = (ob.from_offset, ob.to_offset)
+        for bid, ranges in by_id.items():
+            messages = await self._read_ranges(ranges)
+            prepared = await asyncio.to_thread(self.prepare, messages)
+            if prepared.batch_id != bid:
+                raise RuntimeError(f"replay of {bid} read different offsets ({prepared.batch_id})")
+            log.warning("replaying unfinished batch %s %s", bid, ranges)
+            await self.commit_batch(prepared, commit_kafka=False)
+            self.stats.replayed_batches += 1
+
+    async def _read_ranges(self, ranges: dict[int, tuple[int, int]]) -> list[RawMessage]:
+        reader = AIOKafkaConsumer(**self.kafka_options, enable_auto_commit=False)
+        await reader.start()
+        try:
+            tps = {TopicPartition(self.config.topic, p): r for p, r in ranges.items()}
+            reader.assign(list(tps))
+            for tp, (first, _last) in tps.items():
+                reader.seek(tp, first)
+            got: dict[int, list[RawMessage]] = defaultdict(list)
+            remaining = set(tps)
+            deadline = time.monotonic() + 60
+            while remaining:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cannot re-read offsets {ranges} of {self.config.topic}")
+                fetched = await reader.getmany(*remaining, timeout_ms=500)
+                for tp, records in fetched.items():
+                    last = tps[tp][1]
+                    got[tp.partition].extend(r for r in records if r.offset <= last)
+                    if records and records[-1].offset >= last:
+                        remaining.discard(tp)
+            return [m for p in sorted(got) for m in got[p]]
+        finally:
+            await reader.stop()

@@ -1,0 +1,129 @@
+"""Binds :class:`meterline.api.Api` to Faust's web server (aiohttp underneath)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+
+from meterline.api import Api, ApiResponse, error
+
+log = logging.getLogger("meterline.web")
+
+RESOURCE_ROUTES = {
+    "billable_metrics": "billable_metric",
+    "plans": "plan",
+    "customers": "customer",
+    "subscriptions": "subscription",
+}
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit`` bytes."""
+    length = request.headers.get("Content-Length")
+    if length and length.isdigit() and int(length) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):  # type: ignore[attr-defined]
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def register_routes(app: faust.App, api: Api, *, max_body_bytes: int) -> None:
+    """Add every Meterline route to the Faust app's web server."""
+
+    def respond(view: View, result: ApiResponse) -> Response:
+        return view.json(result.body, status=result.status)
+
+    async def guarded(
+        view: View,
+        request: Request,
+        handler: Callable[[str, bytes | None], Awaitable[ApiResponse]],
+        *,
+        needs_body: bool,
+    ) -> Response:
+        org = api.authenticate(request.headers.get("Authorization"))
+        if org is None:
+            return respond(view, error(401, "unauthorized"))
+        body = None
+        if needs_body:
+            body = await read_body(request, max_body_bytes)
+            if body is None:
+                return respond(view, error(413, "payload_too_large"))
+        try:
+            return respond(view, await handler(org, body))
+        except Exception:  # never a bare 500 page: log it and answer with the envelope
+            log.exception("request failed: %s %s", request.method, request.path)
+            return respond(view, error(503, "temporarily_unavailable"))
+
+    @app.page("/api/v1/events")
+    class Events(View):
+        async def post(self, request: Request) -> Response:
+            return await guarded(self, request, lambda org, b: api.post_event(org, b or b""),
+                                 needs_body=True)
+
+    @app.page("/api/v1/events/batch")
+    class EventsBatch(View):
+        async def post(self, request: Request) -> Response:
+            return await guarded(
+                self, request, lambda org, b: api.post_events_batch(org, b or b""),
+                needs_body=True,
+            )
+
+    @app.page("/api/v1/customers/{external_customer_id}/current_usage")
+    class CurrentUsage(View):
+        async def get(self, request: Request, external_customer_id: str) -> Response:
+            query = dict(request.query)  # type: ignore[attr-defined]
+
+            async def handler(org: str, _body: bytes | None) -> ApiResponse:
+                return api.current_usage(org, external_customer_id, query)
+
+            return await guarded(self, request, handler, needs_body=False)
+
+    for route, kind in RESOURCE_ROUTES.items():
+        _register_resource(app, guarded, api, route, kind)
+
+    @app.page("/api/v1/subscriptions/{external_id}")
+    class SubscriptionById(View):
+        async def get(self, request: Request, external_id: str) -> Response:
+            async def handler(org: str, _body: bytes | None) -> ApiResponse:
+                return api.get_subscription(org, external_id)
+
+            return await guarded(self, request, handler, needs_body=False)
+
+    @app.page("/api/v1/meterline/catalog")
+    class CatalogDocument(View):
+        async def post(self, request: Request) -> Response:
+            async def handler(org: str, body: bytes | None) -> ApiResponse:
+                return api.apply_catalog(org, body or b"")
+
+            return await guarded(self, request, handler, needs_body=True)
+
+    @app.page("/api/v1/meterline/status")
+    class Status(View):
+        async def get(self, request: Request) -> Response:
+            return await guarded(self, request, lambda org, _b: api.status(), needs_body=False)
+
+    @app.page("/health")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+
+def _register_resource(app: faust.App, guarded: Any, api: Api, route: str, kind: str) -> None:
+    class Resource(View):
+        async def post(self, request: Request) -> Response:
+            async def handler(org: str, body: bytes | None) -> ApiResponse:
+                return api.create_resource(org, kind, body or b"")
+
+            return await guarded(self, request, handler, needs_body=True)
+
+    Resource.__name__ = f"Create_{kind}"
+    app.page(f"/api/v1/{route}")(Resource)
