@@ -146,7 +146,7 @@ SETTINGS {_DEDUP}""",
 
 BATCHES = Table(
     "batches",
-    """(
+    f"""(
     batch_id String,
     log_epoch LowCardinality(String),
     topic LowCardinality(String),
@@ -161,7 +161,8 @@ BATCHES = Table(
     enriched_rows UInt64,
     written_at DateTime64(3, 'UTC')
 ) ENGINE = MergeTree
-ORDER BY (log_epoch, topic, partition, to_offset, state)""",
+ORDER BY (log_epoch, topic, partition, to_offset, state)
+SETTINGS {_DEDUP}""",
 )
 
 CATALOG_DOCS = Table(
@@ -216,7 +217,8 @@ EVENTS_INSERT = InsertSpec(
         "fromUnixTimestamp64Milli(timestamp_ms, 'UTC')", "value",
         "if(aggregation_type = 'unique_count_agg', NULL, toDecimal128OrNull(value, 12))",
         "charge_id", "charge_filter_id",
-        "CAST(JSONExtractKeysAndValues(grouped_by_json, 'String'), 'Map(String, String)')",
+        "CAST(JSONExtractKeysAndValues(assumeNotNull(grouped_by_json), 'String'), "
+        "'Map(String, String)')",
         "toDecimal128OrNull(precise_total_amount_cents, 12)", "properties",
         "fromUnixTimestamp64Milli(ingested_at_ms, 'UTC')", "source_topic", "source_partition",
         "source_offset",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -25,6 +26,10 @@ from sinks.store import Store, StoreError
 from streams.batch import BatchResult, RawMessage, process_batch
 
 log = logging.getLogger("meterline.pipeline")
+
+
+class PipelineStopped(RuntimeError):
+    """The pipeline is stopping: the batch in hand is abandoned and replayed at next start."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class PipelineStats:
     replayed_batches: int = 0
     store_retries: int = 0
     last_batch_at: float = 0.0
-    by_reason: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    by_reason: dict[str, int] = field(default_factory=dict)
 
 
 def batch_id_for(log_epoch: str, topic: str, result: BatchResult) -> str:
@@ -112,6 +117,10 @@ class Pipeline:
         self._pending: dict[int, list[RawMessage]] = defaultdict(list)
         self._pending_since = 0.0
         self._stopping = asyncio.Event()
+        self._abort = threading.Event()  # stops store retries when the worker shuts down
+        # First offset not yet in a committed batch, per assigned partition. Records below it
+        # (fetched before a seek) are dropped: an offset is never processed in two batches.
+        self._next_offset: dict[int, int] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -136,8 +145,9 @@ class Pipeline:
     async def stop(self) -> None:
         """Finish the batch in hand, then close the Kafka clients."""
         self._stopping.set()
+        self._abort.set()
         async with self._lock:
-            await self._flush()
+            self._pending.clear()  # unwritten messages are re-read from the manifest offsets
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -145,6 +155,12 @@ class Pipeline:
 
     async def run(self) -> None:
         """Fetch and write batches until :meth:`stop`."""
+        try:
+            await self._run()
+        except PipelineStopped:
+            log.info("pipeline stopped with a batch in hand; it is replayed at next start")
+
+    async def _run(self) -> None:
         assert self._consumer is not None
         while not self._stopping.is_set():
             fetched = await self._consumer.getmany(
@@ -155,9 +171,16 @@ class Pipeline:
                 if self._stopping.is_set():
                     return
                 for tp, records in fetched.items():
+                    floor = self._next_offset.get(tp.partition)
+                    if floor is None:  # fetched before a revocation or assignment completed
+                        continue
+                    fresh = [r for r in records if r.offset >= floor]
+                    if not fresh:
+                        continue
                     if not self._pending:
                         self._pending_since = time.monotonic()
-                    self._pending[tp.partition].extend(records)
+                    self._pending[tp.partition].extend(fresh)
+                    self._next_offset[tp.partition] = fresh[-1].offset + 1
                 count = sum(len(v) for v in self._pending.values())
                 age = time.monotonic() - self._pending_since
                 if count >= self.config.batch_max_events or (
@@ -261,7 +284,7 @@ class Pipeline:
             stats.duplicates += tally.duplicates
             stats.dead_letters += tally.dead_letters
         for letter in result.dead_letters:
-            stats.by_reason[letter.code] += 1
+            stats.by_reason[letter.code] = stats.by_reason.get(letter.code, 0) + 1
 
     async def _write(self, spec: ddl.InsertSpec, table: Any, token: str) -> None:
         await asyncio.to_thread(self._retry_sync, f"insert {spec.table}", self.store.insert,
@@ -271,12 +294,14 @@ class Pipeline:
         """Retry a store call with exponential backoff until it succeeds (never drop a batch)."""
         delay = self.config.retry_initial_seconds
         while True:
+            if self._abort.is_set():
+                raise PipelineStopped(what)
             try:
                 return fn(*args)
             except StoreError as exc:
                 self.stats.store_retries += 1
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
-                time.sleep(delay)
+                self._abort.wait(delay)
                 delay = min(delay * 2, self.config.retry_max_seconds)
 
     async def _publish_dead_letters(self, result: BatchResult) -> None:
@@ -303,22 +328,27 @@ class Pipeline:
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Write the batch in hand before the partitions move to another worker."""
         async with self._lock:
-            await self._flush()
+            try:
+                await self._flush()
+            finally:
+                for tp in revoked:
+                    self._next_offset.pop(tp.partition, None)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Replay open batches of the topic, then seek each partition after its last batch."""
         assert self._consumer is not None
-        await self.replay_open_batches()
-        committed = await asyncio.to_thread(
-            self._retry_sync, "read offsets", self.store.committed_offsets,
-            self.log_epoch, self.config.topic,
-        )
-        for tp in assigned:
-            if tp.partition in committed:
-                self._consumer.seek(tp, committed[tp.partition])
-            else:
+        async with self._lock:
+            await self.replay_open_batches()
+            committed = await asyncio.to_thread(
+                self._retry_sync, "read offsets", self.store.committed_offsets,
+                self.log_epoch, self.config.topic,
+            )
+            for tp in assigned:
                 # no batch stored for this partition in this log epoch: read it all
-                await self._consumer.seek_to_beginning(tp)
+                start = committed.get(tp.partition, 0)
+                self._consumer.seek(tp, start)
+                self._next_offset[tp.partition] = start
+                self._pending.pop(tp.partition, None)
         log.info("assigned %s, resuming at %s", sorted(tp.partition for tp in assigned), committed)
 
     async def replay_open_batches(self) -> None:
