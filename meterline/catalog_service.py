@@ -100,7 +100,8 @@ class CatalogService:
                 resource = self._parse(kind, body, organization_id)
             except CatalogValidationError as exc:
                 for field, codes in exc.details.items():
-                    errors.setdefault(f"{kind}[{i}].{field}", []).extend(codes)
+                    key = field if len(items) == 1 else f"{kind}[{i}].{field}"
+                    errors.setdefault(key, []).extend(codes)
                 continue
             stored = dict(body)
             if isinstance(resource, Subscription):  # pin the defaulted start time
