@@ -427,8 +427,9 @@ def test_read_usage_of_hand_built_states(store: SqlStore) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: values with more than 26 integer digits pass schemas.numbers.to_decimal "
-    "(MAX_EXPONENT=1000) but overflow Decimal(38, 12), so the rollup INSERT fails with "
-    "StoreError, which the pipeline retries forever (a poison batch)",
+    "(MAX_EXPONENT=1000) but overflow Decimal(38, 12): on chdb toDecimal128 over the "
+    "Nullable(String) Python() column yields NULL and the INSERT silently stores value_sum 0; "
+    "a server would reject the INSERT (StoreError, retried forever: a poison batch)",
 )
 def test_rollup_of_any_accepted_value_can_be_stored(store: SqlStore) -> None:
     from schemas.numbers import to_decimal

@@ -1,0 +1,76 @@
+"""Pricing pre-aggregated usage into Lago's customer_usage (hand-computed amounts)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from aggregation.usage_aggregate import UsageAggregate
+from billing.customer_usage import customer_usage
+from schemas.catalog import parse_billable_metric, parse_customer, parse_plan, parse_subscription
+
+ORG = "org"
+NOW = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+def _catalog():
+    metrics = {
+        "calls": parse_billable_metric({"code": "calls", "aggregation_type": "count_agg"}, ORG),
+        "gb": parse_billable_metric(
+            {"code": "gb", "aggregation_type": "sum_agg", "field_name": "gb",
+             "rounding_function": "ceil", "rounding_precision": 0}, ORG),
+    }
+    plan = parse_plan({
+        "code": "p", "interval": "monthly", "amount_currency": "JPY",
+        "charges": [
+            {"billable_metric_code": "calls", "charge_model": "package",
+             "properties": {"amount": "100", "package_size": 10, "free_units": 5}},
+            {"billable_metric_code": "gb", "charge_model": "standard",
+             "properties": {"amount": "3", "pricing_group_keys": ["region"]},
+             "filters": [{"values": {"tier": ["gold"]}, "properties": {"amount": "1"}}]},
+        ],
+    }, ORG)
+    sub = parse_subscription({"external_id": "s", "external_customer_id": "c",
+                              "plan_code": "p", "started_at": "2026-01-01T00:00:00Z"}, ORG, now=NOW)
+    customer = parse_customer({"external_id": "c"}, ORG)
+    return metrics, plan, sub, customer
+
+
+def agg(charge_id, filter_id="", group=(), agg_type="sum_agg", count=0, total="0"):
+    return UsageAggregate(charge_id, filter_id, group, agg_type, count, Decimal(total), None, None,
+                          Decimal(0))
+
+
+def test_fees_per_charge_filter_and_group_in_a_zero_decimal_currency():
+    metrics, plan, sub, customer = _catalog()
+    calls, gb = plan.charges
+    gold = gb.filters[0].id
+    aggregates = [
+        agg(calls.id, agg_type="count_agg", count=26),
+        agg(gb.id, "", (("region", "eu"),), count=2, total="1.2"),
+        agg(gb.id, "", (("region", "us"),), count=1, total="2"),
+        agg(gb.id, gold, (("region", "eu"),), count=3, total="10.01"),
+    ]
+    usage = customer_usage(customer=customer, subscription=sub, plan=plan, metrics=metrics,
+                           aggregates=aggregates, period_from=NOW, period_to=NOW)
+    charges = {c["billable_metric"]["code"]: c for c in usage["charges_usage"]}
+    # package: ceil((26 - 5) / 10) = 3 packages × 100 JPY
+    assert charges["calls"]["amount_cents"] == 300
+    # gb rounding ceil(…, 0): eu default ceil(1.2)=2 × 3 = 6; us ceil(2)=2 × 3 = 6;
+    # gold filter (amount 1): ceil(10.01)=11 × 1 = 11  → 23 JPY
+    assert charges["gb"]["amount_cents"] == 23
+    assert charges["gb"]["units"] == "15"
+    groups = {(g["lago_charge_filter_id"], g["grouped_by"]["region"]): g["amount_cents"]
+              for g in charges["gb"]["grouped_usage"]}
+    assert groups == {(None, "eu"): 6, (None, "us"): 6, (gold, "eu"): 11}
+    filters = {f["lago_charge_filter_id"]: f for f in charges["gb"]["filters"]}
+    assert filters[gold]["values"] == {"tier": ["gold"]} and filters[gold]["amount_cents"] == 11
+    assert usage["amount_cents"] == 323 and usage["currency"] == "JPY"
+
+
+def test_charge_without_usage_is_listed_at_zero():
+    metrics, plan, sub, customer = _catalog()
+    usage = customer_usage(customer=customer, subscription=sub, plan=plan, metrics=metrics,
+                           aggregates=[], period_from=NOW, period_to=NOW)
+    assert [c["amount_cents"] for c in usage["charges_usage"]] == [0, 0]
+    assert [c["units"] for c in usage["charges_usage"]] == ["0", "0"]
