@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,6 +36,8 @@ PLAN_INTERVALS = frozenset({"weekly", "monthly", "quarterly", "yearly"})
 BILLING_TIMES = frozenset({"calendar", "anniversary"})
 ROUNDING_FUNCTIONS = frozenset({"round", "ceil", "floor"})
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
 _ID_NAMESPACE = uuid.UUID("6f1d5a8e-3c1b-4f3e-9a52-8d0f6c1e2b7a")
 
 
@@ -155,13 +157,13 @@ class Subscription:
 
     @property
     def started_at_ms(self) -> int:
-        """Start as Unix milliseconds."""
-        return int(self.started_at.timestamp() * 1000)
+        """Start as Unix milliseconds, rounded up (exact integer arithmetic, no float)."""
+        return -((_EPOCH - self.started_at) // _ONE_MS)
 
     @property
     def terminated_at_ms(self) -> int | None:
-        """Termination as Unix milliseconds, or None while active."""
-        return None if self.terminated_at is None else int(self.terminated_at.timestamp() * 1000)
+        """Termination as Unix milliseconds (rounded down), or None while active."""
+        return None if self.terminated_at is None else (self.terminated_at - _EPOCH) // _ONE_MS
 
     def active_at(self, timestamp_ms: int) -> bool:
         """Whether an event at ``timestamp_ms`` belongs to this subscription's lifetime."""

@@ -4,9 +4,9 @@ The only outside input is ``find_seen`` (the store's dedup index), so replaying 
 messages against the same store gives the same result: that is what makes crash replays exact.
 
 Dedup rule: an event's identity is (organization_id, external_subscription_id, transaction_id).
-It is a duplicate when the identity is already stored at another log position within the
-window, or stored earlier in this batch. A stored position equal to the event's own position
-means the batch is being replayed after a crash: the event is the original, not a duplicate.
+It is a duplicate when the identity is already stored at a log position outside this batch
+within the window, or stored earlier in this batch. Stored positions inside the batch mean the
+batch is being replayed after a crash: they are ignored, so the replay decides as the first run.
 Only stored events enter the dedup index; a dead-lettered event can be re-driven later.
 """
 
@@ -125,12 +125,14 @@ def process_batch(
     since = min((m.timestamp for m, _, _ in decoded), default=0) - dedup_window_days * DAY_MS
     seen = find_seen(list({ident for _, _, ident in decoded}), since) if decoded else {}
 
+    # Positions inside this batch are ignored: on a replay they are this batch's own earlier
+    # writes, and duplicates within the batch are decided by ``stored_here`` alone.
+    in_batch = {LogPosition(log_epoch, m.topic, m.partition, m.offset) for m in messages}
     stored_here: set[bytes] = set()
     for message, event, ident in decoded:
         tally = result.tallies[message.partition]
-        own = LogPosition(log_epoch, message.topic, message.partition, message.offset)
-        earlier = seen.get(ident)
-        if ident in stored_here or (earlier and own not in earlier):
+        earlier = [p for p in seen.get(ident, ()) if p not in in_batch]
+        if ident in stored_here or earlier:
             tally.duplicates += 1
             continue
         outcome = enrich(event, index)

@@ -204,11 +204,6 @@ EDGE = "2039-03-08T19:46:13.411Z"
 EDGE_MS = 2_183_226_373_411
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Subscription.started_at_ms/terminated_at_ms (schemas/catalog.py:157-164) use "
-    "int(dt.timestamp() * 1000), a float product truncated: off by one ms for some instants",
-)
 @pytest.mark.parametrize(
     ("subs", "ts", "expected"),
     [
