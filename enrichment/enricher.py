@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from enrichment.catalog_index import CatalogIndex, PreparedCharge
 from schemas.catalog import NUMERIC_TYPES
@@ -13,6 +13,12 @@ from schemas.numbers import canonical_string, to_decimal
 UNKNOWN_METRIC = "unknown_metric"
 INVALID_VALUE = "invalid_value"
 NO_SUBSCRIPTION = "no_subscription"
+
+# Values are stored as Decimal(38, 12): 26 integer digits, 12 decimals. Larger values are
+# rejected (invalid_value); more decimals are rounded half-even to 12 places.
+SCALE = 12
+QUANTUM = Decimal(1).scaleb(-SCALE)
+MAX_VALUE = Decimal(10) ** 26
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,11 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
         if text is None:
             return Rejection(INVALID_VALUE, f"property {metric.field_name!r} is missing")
         value = text
+        if decimal_value is not None and agg in NUMERIC_TYPES:
+            if abs(decimal_value) >= MAX_VALUE:
+                return Rejection(INVALID_VALUE, f"{value} is outside Decimal(38, 12)")
+            if decimal_value.as_tuple().exponent < -SCALE:  # type: ignore[operator]
+                decimal_value = decimal_value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
 
     sub = index.subscription_at(
         event.organization_id, event.external_subscription_id, event.timestamp_ms

@@ -27,7 +27,10 @@ class ChdbStore(SqlStore):
         try:
             self._session = chdb_session.Session(str(path))
         except Exception as exc:  # chdb raises plain RuntimeError subclasses
-            raise StoreError(f"cannot open chdb data directory {path}: {exc}") from exc
+            raise StoreError(
+                f"cannot open chdb data directory {path} (is another Meterline process using "
+                f"it? chdb allows one process per directory): {exc}"
+            ) from exc
         self._closed = False
         self._lock = threading.Lock()
 

@@ -205,7 +205,8 @@ EVENTS_INSERT = InsertSpec(
         ("organization_id", "String"), ("external_subscription_id", "String"),
         ("subscription_id", "String"), ("plan_id", "String"), ("customer_id", "String"),
         ("code", "String"), ("aggregation_type", "String"), ("transaction_id", "String"),
-        ("timestamp_ms", "Int64"), ("value", "String"), ("charge_id", "String"),
+        ("timestamp_ms", "Int64"), ("value", "String"), ("decimal_value", "Nullable(String)"),
+        ("charge_id", "String"),
         ("charge_filter_id", "String"), ("grouped_by_json", "String"),
         ("precise_total_amount_cents", "Nullable(String)"), ("properties", "String"),
         ("ingested_at_ms", "Int64"), ("source_topic", "String"), ("source_partition", "UInt32"),
@@ -215,11 +216,12 @@ EVENTS_INSERT = InsertSpec(
         "organization_id", "external_subscription_id", "subscription_id", "plan_id",
         "customer_id", "code", "aggregation_type", "transaction_id",
         "fromUnixTimestamp64Milli(timestamp_ms, 'UTC')", "value",
-        "if(aggregation_type = 'unique_count_agg', NULL, toDecimal128OrNull(value, 12))",
+        "if(isNull(decimal_value), NULL, toDecimal128(assumeNotNull(decimal_value), 12))",
         "charge_id", "charge_filter_id",
         "CAST(JSONExtractKeysAndValues(assumeNotNull(grouped_by_json), 'String'), "
         "'Map(String, String)')",
-        "toDecimal128OrNull(precise_total_amount_cents, 12)", "properties",
+        "if(isNull(precise_total_amount_cents), NULL, "
+        "toDecimal128(assumeNotNull(precise_total_amount_cents), 12))", "properties",
         "fromUnixTimestamp64Milli(ingested_at_ms, 'UTC')", "source_topic", "source_partition",
         "source_offset",
     ),
@@ -246,9 +248,12 @@ ROLLUPS_INSERT = InsertSpec(
         "organization_id", "external_subscription_id", "subscription_id", "charge_id",
         "charge_filter_id", "grouped_by", "code", "aggregation_type",
         "toDateTime(intDiv(bucket_start_ms, 1000), 'UTC')", "events_count",
-        "toDecimal128(value_sum, 12)", "toDecimal128OrNull(value_max, 12)",
-        "fromUnixTimestamp64Milli(latest_timestamp_ms, 'UTC')", "toDecimal128(latest_value, 12)",
-        "toDecimal128(precise_total_amount_cents, 12)", "batch_id",
+        # assumeNotNull: an out-of-range value fails the INSERT instead of becoming NULL -> 0
+        "toDecimal128(assumeNotNull(value_sum), 12)",
+        "if(isNull(value_max), NULL, toDecimal128(assumeNotNull(value_max), 12))",
+        "fromUnixTimestamp64Milli(latest_timestamp_ms, 'UTC')",
+        "toDecimal128(assumeNotNull(latest_value), 12)",
+        "toDecimal128(assumeNotNull(precise_total_amount_cents), 12)", "batch_id",
     ),
 )
 

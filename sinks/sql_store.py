@@ -7,6 +7,7 @@ A backend supplies three primitives: ``_query`` (rows as an Arrow table), ``_com
 from __future__ import annotations
 
 import abc
+import base64
 from decimal import Decimal
 
 import orjson
@@ -225,14 +226,18 @@ class SqlStore(abc.ABC):
         if until_ms is not None:
             where.append("failed_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')")
             params["until"] = until_ms
-        return self._query(
+        rows = self._query(
             f"SELECT organization_id, external_subscription_id, transaction_id, error_code, "
-            f"error_message, payload, source_topic, source_partition, source_offset, "
+            f"error_message, base64Encode(payload) payload_b64, source_topic, source_partition, "
+            f"source_offset, "
             f"toUnixTimestamp64Milli(failed_at) failed_at_ms "
             f"FROM {self.database}.dead_letters WHERE {' AND '.join(where)} "
             f"ORDER BY failed_at DESC, source_partition, source_offset LIMIT {{limit:UInt32}}",
             params,
         ).to_pylist()
+        for row in rows:  # the original bytes, which need not be UTF-8
+            row["payload"] = base64.b64decode(row.pop("payload_b64"))
+        return rows
 
 
 _CATALOG_INSERT = ddl.InsertSpec(

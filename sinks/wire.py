@@ -37,6 +37,14 @@ def events_table(rows: Sequence[EnrichedRow], sources: Sequence, ingested_at_ms:
             "transaction_id": [e.transaction_id for e in events],
             "timestamp_ms": pa.array([e.timestamp_ms for e in events], pa.int64()),
             "value": [r.value for r in rows],
+            "decimal_value": pa.array(
+                [
+                    None if r.decimal_value is None or r.aggregation_type == "unique_count_agg"
+                    else str(r.decimal_value)
+                    for r in rows
+                ],
+                pa.string(),
+            ),
             "charge_id": [r.charge_id for r in rows],
             "charge_filter_id": [r.charge_filter_id for r in rows],
             "grouped_by_json": [grouped_by_json(r.grouped_by) for r in rows],

@@ -24,7 +24,14 @@ from schemas.event import UsageEvent
 from sinks import ddl, wire
 from sinks.chdb_store import ChdbStore
 from sinks.sql_store import SqlStore
-from sinks.store import CatalogDoc, LogPosition, OpenBatch, Organization, PartitionCounts
+from sinks.store import (
+    CatalogDoc,
+    LogPosition,
+    OpenBatch,
+    Organization,
+    PartitionCounts,
+    StoreError,
+)
 from streams.batch import DeadLetter, PartitionTally, identity_of
 
 pytestmark = pytest.mark.integration
@@ -424,22 +431,12 @@ def test_read_usage_of_hand_built_states(store: SqlStore) -> None:
     assert usage.latest_value == Decimal("1e-12")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: values with more than 26 integer digits pass schemas.numbers.to_decimal "
-    "(MAX_EXPONENT=1000) but overflow Decimal(38, 12): on chdb toDecimal128 over the "
-    "Nullable(String) Python() column yields NULL and the INSERT silently stores value_sum 0; "
-    "a server would reject the INSERT (StoreError, retried forever: a poison batch)",
-)
-def test_rollup_of_any_accepted_value_can_be_stored(store: SqlStore) -> None:
-    from schemas.numbers import to_decimal
-
-    big = "1" + "0" * 27  # 1e27: a valid numeric property per SPEC §1 canonical numbers
-    assert to_decimal(big) is not None
+def test_out_of_range_rollup_fails_loudly_instead_of_storing_zero(store: SqlStore) -> None:
+    big = "1" + "0" * 27  # 1e27 does not fit Decimal(38, 12); enrichment rejects it first
     rollups = rollup([row("big", T0, big)])
-    store.insert(ddl.ROLLUPS_INSERT, wire.rollups_table(rollups, "b"), "b:r")
-    [usage] = store.read_usage(ORG, SUB, bucket(0), bucket(1))
-    assert usage.value_sum == Decimal(big)
+    with pytest.raises(StoreError):
+        store.insert(ddl.ROLLUPS_INSERT, wire.rollups_table(rollups, "b"), "b:r")
+    assert store.read_usage(ORG, SUB, bucket(0), bucket(1)) == []
 
 
 # --- catalog and organizations -----------------------------------------------------------------
@@ -543,12 +540,6 @@ def test_dead_letter_without_event(store: SqlStore) -> None:
     assert stored["payload"] in ("", b"")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: dead_letters() reads payload (String holding the original bytes) as an Arrow "
-    "string, so a payload that is not UTF-8 (a typical invalid_json letter) makes the whole "
-    "listing raise UnicodeDecodeError",
-)
 def test_dead_letters_listing_survives_non_utf8_payload(store: SqlStore) -> None:
     raw = b"\xff\xfe not json"
     bad = DeadLetter(Msg("raw", 0, 1, T0, raw), "invalid_json", "not JSON")
@@ -557,7 +548,7 @@ def test_dead_letters_listing_survives_non_utf8_payload(store: SqlStore) -> None
         f"SELECT hex(payload) FROM {store.database}.dead_letters"
     ) == raw.hex().upper()
     [stored] = store.dead_letters()
-    assert stored["transaction_id"] == ""
+    assert stored["transaction_id"] == "" and stored["payload"] == raw
 
 
 # --- data directory ownership (chdb only) ------------------------------------------------------

@@ -446,3 +446,21 @@ def test_metric_changed_mid_stream_each_event_uses_its_index() -> None:
         outcome = enrich(ev, idx)
         got.append(outcome.code if isinstance(outcome, Rejection) else outcome[0].value)
     assert got == [expected for _, _, expected in stream]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0.1234567890125", Decimal("0.123456789012")),  # half-even to 12 places
+        ("0.1234567890135", Decimal("0.123456789014")),
+        ("99999999999999999999999999", Decimal("99999999999999999999999999")),  # 26 digits fit
+    ],
+    ids=["half-even-down", "half-even-up", "largest-integer-part"],
+)
+def test_values_are_held_to_decimal_38_12(raw, expected):
+    rows = rows_of(enrich(event({"amount": raw}), index()))
+    assert rows[0].decimal_value == expected
+
+
+def test_values_beyond_decimal_38_12_are_dead_lettered():
+    assert code_of(enrich(event({"amount": "1e26"}), index())) == "invalid_value"
