@@ -210,6 +210,13 @@ def _req_str(obj: Mapping[str, Any], key: str, errors: _Errors) -> str:
     return value
 
 
+def _req_choice(obj: Mapping[str, Any], key: str, allowed: frozenset[str], errors: _Errors) -> str:
+    value = _req_str(obj, key, errors)
+    if value and value not in allowed:
+        errors.add(key, "value_is_invalid")
+    return value
+
+
 def _opt_str(obj: Mapping[str, Any], key: str, errors: _Errors) -> str | None:
     value = obj.get(key)
     if value is None:
@@ -291,9 +298,7 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
         raise CatalogValidationError({"billable_metric": ["invalid_type"]})
     code = _req_str(obj, "code", errors)
     name = _opt_str(obj, "name", errors) or code
-    agg = _req_str(obj, "aggregation_type", errors)
-    if agg and agg not in AGGREGATION_TYPES:
-        errors.add("aggregation_type", "value_is_invalid")
+    agg = _req_choice(obj, "aggregation_type", AGGREGATION_TYPES, errors)
     field_name = _opt_str(obj, "field_name", errors)
     if agg and agg != "count_agg" and not field_name:
         errors.add("field_name", "value_is_mandatory")
@@ -378,9 +383,7 @@ def parse_charge(
         return None
     local = _Errors()
     metric_code = _req_str(obj, "billable_metric_code", local)
-    model = _req_str(obj, "charge_model", local)
-    if model and model not in CHARGE_MODELS:
-        local.add("charge_model", "value_is_invalid")
+    model = _req_choice(obj, "charge_model", CHARGE_MODELS, local)
     properties = obj.get("properties") or {}
     if not isinstance(properties, Mapping):
         local.add("properties", "invalid_type")
@@ -434,9 +437,7 @@ def parse_plan(obj: Any, organization_id: str) -> Plan:
         raise CatalogValidationError({"plan": ["invalid_type"]})
     code = _req_str(obj, "code", errors)
     name = _opt_str(obj, "name", errors) or code
-    interval = _req_str(obj, "interval", errors)
-    if interval and interval not in PLAN_INTERVALS:
-        errors.add("interval", "value_is_invalid")
+    interval = _req_choice(obj, "interval", PLAN_INTERVALS, errors)
     currency = _req_str(obj, "amount_currency", errors)
     amount_cents = _int(obj, "amount_cents", errors, 0) or 0
     raw_charges = obj.get("charges") or []

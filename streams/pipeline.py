@@ -221,14 +221,7 @@ class Pipeline:
         topic, epoch = self.config.topic, self.log_epoch
         # 1. 'begin' marker: pins the batch's exact offset ranges. Crash after this: restart
         #    finds an open batch and replays exactly these ranges (same id, same tokens).
-        await self._write(
-            ddl.BATCHES_INSERT,
-            wire.batches_table(
-                batch_id=bid, log_epoch=epoch, topic=topic, state="begin",
-                tallies=result.tallies, written_at_ms=now_ms,
-            ),
-            f"{bid}:begin",
-        )
+        await self._write_marker(bid, "begin", result, now_ms)
         # 2. dedup index: identities of stored events. Crash after: the replay sees its own
         #    positions there and still treats those events as originals.
         await self._write(
@@ -255,14 +248,7 @@ class Pipeline:
         await self._publish_dead_letters(result)
         # 7. 'done' marker with the reconciliation counts: the batch is committed.
         #    Crash after: nothing is replayed; the partition resumes after this batch.
-        await self._write(
-            ddl.BATCHES_INSERT,
-            wire.batches_table(
-                batch_id=bid, log_epoch=epoch, topic=topic, state="done",
-                tallies=result.tallies, written_at_ms=now_ms,
-            ),
-            f"{bid}:done",
-        )
+        await self._write_marker(bid, "done", result, now_ms)
         # 8. Kafka offsets, for lag monitoring only. Crash before: the manifest wins on restart.
         if commit_kafka and self._consumer is not None:
             offsets = {
@@ -273,6 +259,16 @@ class Pipeline:
             except Exception as exc:  # a revoked partition; the manifest already holds it
                 log.warning("kafka offset commit skipped: %s", exc)
         self._count(result)
+
+    async def _write_marker(
+        self, batch_id: str, state: str, result: BatchResult, now_ms: int
+    ) -> None:
+        """A manifest row per partition range ('begin' pins the ranges, 'done' commits)."""
+        table = wire.batches_table(
+            batch_id=batch_id, log_epoch=self.log_epoch, topic=self.config.topic, state=state,
+            tallies=result.tallies, written_at_ms=now_ms,
+        )
+        await self._write(ddl.BATCHES_INSERT, table, f"{batch_id}:{state}")
 
     def _count(self, result: BatchResult) -> None:
         stats = self.stats
