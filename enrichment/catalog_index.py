@@ -1,11 +1,21 @@
-"""In-memory lookups built once per catalog snapshot, so enrichment does no I/O per event."""
+"""In-memory lookups built once per catalog snapshot, so enrichment does no I/O per event.
+
+Metrics and plans are versioned: each change has an ``effective_from`` time, and an event is
+enriched with the version in force at its timestamp (the latest version that started at or
+before it). An event older than the first version uses the first version, so a backfill sent
+after the catalog was created is still priced. A deleted resource is a version of ``None``.
+"""
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from schemas.catalog import BillableMetric, Catalog, Charge, Customer, Plan, Subscription
+
+Version = tuple[int, object]  # (effective_from_ms, resource or None when deleted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,35 +36,86 @@ class PreparedCharge:
     filters: tuple[PreparedFilter, ...]
 
 
-class CatalogIndex:
-    """Lookups by (organization, key) over one immutable :class:`Catalog` snapshot."""
+class _History:
+    """Versions of one resource, ordered by effective time."""
 
-    def __init__(self, catalog: Catalog):
-        self.catalog = catalog
-        self.metrics: dict[tuple[str, str], BillableMetric] = {
-            (m.organization_id, m.code): m for m in catalog.metrics
-        }
-        self.plans: dict[tuple[str, str], Plan] = {
-            (p.organization_id, p.code): p for p in catalog.plans
-        }
-        self.customers: dict[tuple[str, str], Customer] = {
-            (c.organization_id, c.external_id): c for c in catalog.customers
-        }
+    __slots__ = ("starts", "values")
+
+    def __init__(self, versions: Sequence[Version]):
+        ordered = sorted(versions, key=lambda v: v[0])
+        self.starts = [v[0] for v in ordered]
+        self.values = [v[1] for v in ordered]
+
+    def at(self, timestamp_ms: int) -> object:
+        i = bisect.bisect_right(self.starts, timestamp_ms) - 1
+        return self.values[max(i, 0)]
+
+    @property
+    def latest(self) -> object:
+        return self.values[-1]
+
+
+class CatalogIndex:
+    """Lookups by (organization, key) over one immutable catalog snapshot."""
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        *,
+        history: Mapping[tuple[str, str, str], Sequence[Version]] | None = None,
+        version: int = 0,
+    ):
+        """Build from a flat :class:`Catalog` (every resource in force since forever) or from a
+        ``history`` keyed by (organization, kind, key)."""
+        if history is None:
+            history = _history_of(catalog or Catalog())
+        self.version = version or (catalog.version if catalog else 0)
+        self._metric_history: dict[tuple[str, str], _History] = {}
+        self._plan_history: dict[tuple[str, str], _History] = {}
+        customers: dict[tuple[str, str], Customer] = {}
         by_external: dict[tuple[str, str], list[Subscription]] = defaultdict(list)
-        for sub in catalog.subscriptions:
-            by_external[(sub.organization_id, sub.external_id)].append(sub)
+        for (org, kind, key), versions in history.items():
+            if not versions:
+                continue
+            hist = _History(versions)
+            if kind == "billable_metric":
+                self._metric_history[(org, key)] = hist
+            elif kind == "plan":
+                self._plan_history[(org, key)] = hist
+            elif isinstance(hist.latest, Customer):
+                customers[(org, key)] = hist.latest
+            elif isinstance(hist.latest, Subscription):
+                sub = hist.latest
+                by_external[(org, sub.external_id)].append(sub)
+        self.metrics: dict[tuple[str, str], BillableMetric] = {
+            k: h.latest for k, h in self._metric_history.items() if h.latest is not None
+        }  # type: ignore[misc]
+        self.plans: dict[tuple[str, str], Plan] = {
+            k: h.latest for k, h in self._plan_history.items() if h.latest is not None
+        }  # type: ignore[misc]
+        self.customers = customers
         # latest started first, so the first active match is the one SPEC §3.3 picks
         self.subscriptions: dict[tuple[str, str], tuple[Subscription, ...]] = {
             key: tuple(sorted(subs, key=lambda s: s.started_at, reverse=True))
             for key, subs in by_external.items()
         }
-        self._charges: dict[tuple[str, str], tuple[PreparedCharge, ...]] = {}
-        for plan in catalog.plans:
-            grouped: dict[str, list[PreparedCharge]] = defaultdict(list)
-            for charge in plan.charges:
-                grouped[charge.billable_metric_code].append(_prepare(charge))
-            for code, charges in grouped.items():
-                self._charges[(plan.id, code)] = tuple(charges)
+        self._charges: dict[int, dict[str, tuple[PreparedCharge, ...]]] = {}
+        for hist in self._plan_history.values():
+            for plan in hist.values:
+                if isinstance(plan, Plan):
+                    self._charges[id(plan)] = _prepare_plan(plan)
+
+    def metric_at(
+        self, organization_id: str, code: str, timestamp_ms: int
+    ) -> BillableMetric | None:
+        """The metric version in force at ``timestamp_ms`` (None if unknown or deleted then)."""
+        hist = self._metric_history.get((organization_id, code))
+        return None if hist is None else hist.at(timestamp_ms)  # type: ignore[return-value]
+
+    def plan_at(self, organization_id: str, code: str, timestamp_ms: int) -> Plan | None:
+        """The plan version in force at ``timestamp_ms`` (None if unknown or deleted then)."""
+        hist = self._plan_history.get((organization_id, code))
+        return None if hist is None else hist.at(timestamp_ms)  # type: ignore[return-value]
 
     def subscription_at(
         self, organization_id: str, external_id: str, timestamp_ms: int
@@ -65,14 +126,37 @@ class CatalogIndex:
                 return sub
         return None
 
-    def charges_for(self, plan_id: str, metric_code: str) -> tuple[PreparedCharge, ...]:
-        """Charges of ``plan_id`` that price ``metric_code``."""
-        return self._charges.get((plan_id, metric_code), ())
+    def charges_for(self, plan: Plan, metric_code: str) -> tuple[PreparedCharge, ...]:
+        """Charges of this plan version that price ``metric_code``."""
+        prepared = self._charges.get(id(plan))
+        if prepared is None:  # a plan object from outside this index: not cached
+            prepared = _prepare_plan(plan)
+        return prepared.get(metric_code, ())
 
     def subscription_by_id(self, organization_id: str, external_id: str) -> Subscription | None:
         """The most recently started subscription with this external id."""
         subs = self.subscriptions.get((organization_id, external_id), ())
         return subs[0] if subs else None
+
+
+def _history_of(catalog: Catalog) -> dict[tuple[str, str, str], list[Version]]:
+    history: dict[tuple[str, str, str], list[Version]] = {}
+    for m in catalog.metrics:
+        history[(m.organization_id, "billable_metric", m.code)] = [(0, m)]
+    for p in catalog.plans:
+        history[(p.organization_id, "plan", p.code)] = [(0, p)]
+    for c in catalog.customers:
+        history[(c.organization_id, "customer", c.external_id)] = [(0, c)]
+    for s in catalog.subscriptions:
+        history[(s.organization_id, "subscription", s.id)] = [(0, s)]
+    return history
+
+
+def _prepare_plan(plan: Plan) -> dict[str, tuple[PreparedCharge, ...]]:
+    grouped: dict[str, list[PreparedCharge]] = defaultdict(list)
+    for charge in plan.charges:
+        grouped[charge.billable_metric_code].append(_prepare(charge))
+    return {code: tuple(charges) for code, charges in grouped.items()}
 
 
 def _prepare(charge: Charge) -> PreparedCharge:

@@ -51,7 +51,7 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
     An event whose plan has no charge on its metric is still stored, as one row with an
     empty ``charge_id`` (it is counted as stored and takes part in dedup, but prices nothing).
     """
-    metric = index.metrics.get((event.organization_id, event.code))
+    metric = index.metric_at(event.organization_id, event.code, event.timestamp_ms)
     if metric is None:
         return Rejection(UNKNOWN_METRIC, f"no billable metric with code {event.code!r}")
 
@@ -85,12 +85,12 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
             NO_SUBSCRIPTION,
             f"no subscription {event.external_subscription_id!r} active at {event.timestamp_ms}",
         )
-    plan = index.plans.get((event.organization_id, sub.plan_code))
+    plan = index.plan_at(event.organization_id, sub.plan_code, event.timestamp_ms)
     customer = index.customers.get((event.organization_id, sub.external_customer_id))
     plan_id = plan.id if plan else ""
     customer_id = customer.id if customer else ""
 
-    charges = index.charges_for(plan_id, metric.code) if plan else ()
+    charges = index.charges_for(plan, metric.code) if plan else ()
     if not charges:
         return [
             EnrichedRow(

@@ -1,13 +1,17 @@
-"""The catalog: validated resources kept durably in the store and as an in-memory index.
+"""The catalog: validated, versioned resources kept in the store and as an in-memory index.
 
-Writes go to the store first (durable), then the in-memory :class:`CatalogIndex` is rebuilt and
-swapped in one assignment, so the hot path always sees one consistent snapshot.
+Every change is a new version with an effective time (when it was made). Writes go to the store
+first (durable), then to listeners (the compacted catalog topic that carries changes to other
+workers), then the in-memory :class:`CatalogIndex` is rebuilt and swapped in one assignment,
+so the hot path always sees one consistent snapshot.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +21,6 @@ from billing import validate_charge_properties
 from enrichment.catalog_index import CatalogIndex
 from schemas.catalog import (
     BillableMetric,
-    Catalog,
     CatalogValidationError,
     Customer,
     Plan,
@@ -38,34 +41,87 @@ _DOC_KEYS = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Version:
+    version: int
+    effective_at_ms: int
+    resource: Any  # None when deleted
+    body: dict | None
+
+
 class CatalogService:
-    """Validates, stores and indexes catalog resources."""
+    """Validates, stores, versions and indexes catalog resources."""
 
     def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
         self.store = store
         self.clock = clock
-        self._lock = threading.Lock()
-        self._resources: dict[tuple[str, str, str], Any] = {}
-        self._index = CatalogIndex(Catalog())
+        self._lock = threading.RLock()
+        self._history: dict[tuple[str, str, str], list[_Version]] = {}
+        self._index = CatalogIndex()
+        self._last_version = 0
         self.version = 0
+        self.listeners: list[Callable[[list[CatalogDoc]], None]] = []
 
     @property
     def index(self) -> CatalogIndex:
         """The current snapshot (replaced, never mutated)."""
         return self._index
 
+    # --- loading and merging -------------------------------------------------------------------
     def load(self) -> None:
-        """Rebuild the in-memory catalog from the store (at start)."""
-        with self._lock:
-            for doc in self.store.load_catalog_docs():
-                key = (doc.organization_id, doc.kind, doc.key)
-                if doc.deleted:
-                    self._resources.pop(key, None)
-                else:
-                    self._resources[key] = self._parse(doc.kind, orjson.loads(doc.body),
-                                                       doc.organization_id)
-            self._rebuild()
+        """Rebuild the in-memory catalog from the store's full history (at start)."""
+        self.merge(self.store.load_catalog_history())
 
+    def merge(self, docs: Iterable[CatalogDoc]) -> int:
+        """Add versions we do not have yet (from the store or the catalog topic); idempotent.
+
+        Returns how many versions were new.
+        """
+        added = 0
+        with self._lock:
+            for doc in docs:
+                versions = self._history.setdefault((doc.organization_id, doc.kind, doc.key), [])
+                if any(v.version == doc.version for v in versions):
+                    continue
+                body = None if doc.deleted else orjson.loads(doc.body)
+                resource = None if doc.deleted else self._parse(doc.kind, body, doc.organization_id)
+                versions.append(_Version(doc.version, doc.effective_at_ms, resource, body))
+                versions.sort(key=lambda v: v.version)
+                self._last_version = max(self._last_version, doc.version)
+                added += 1
+            if added:
+                self._rebuild()
+        return added
+
+    # --- reads ---------------------------------------------------------------------------------
+    def _latest(self, org: str, kind: str, key: str) -> _Version | None:
+        versions = self._history.get((org, kind, key))
+        return versions[-1] if versions else None
+
+    def get(self, org: str, kind: str, key: str) -> Any:
+        """The current resource (metric/plan code, customer external id, subscription id)."""
+        latest = self._latest(org, kind, key)
+        return latest.resource if latest else None
+
+    def body(self, org: str, kind: str, key: str) -> dict | None:
+        """The stored Lago body of the current version (None if missing or deleted)."""
+        latest = self._latest(org, kind, key)
+        return latest.body if latest else None
+
+    def list(self, org: str, kind: str) -> list[Any]:
+        """Current resources of one kind, in key order."""
+        out = []
+        for (o, k, _key), versions in sorted(self._history.items()):
+            if o == org and k == kind and versions[-1].resource is not None:
+                out.append(versions[-1].resource)
+        return out
+
+    def subscriptions(self, org: str, external_id: str) -> list[Subscription]:
+        """Every current subscription with this external id, latest started first."""
+        subs = [s for s in self.list(org, "subscription") if s.external_id == external_id]
+        return sorted(subs, key=lambda s: s.started_at, reverse=True)
+
+    # --- writes --------------------------------------------------------------------------------
     def _parse(self, kind: str, body: Mapping[str, Any], org: str) -> Any:
         if kind == "billable_metric":
             return parse_billable_metric(body, org)
@@ -78,7 +134,8 @@ class CatalogService:
         raise ValueError(f"unknown catalog kind {kind!r}")
 
     @staticmethod
-    def _key(resource: Any) -> str:
+    def key_of(resource: Any) -> str:
+        """The storage key of a resource."""
         if isinstance(resource, BillableMetric | Plan):
             return resource.code
         if isinstance(resource, Customer):
@@ -110,17 +167,32 @@ class CatalogService:
         if errors:
             raise CatalogValidationError(errors)
         self._check_references(organization_id, [r for _, r, _ in parsed])
-        with self._lock:
-            self.store.put_catalog_docs(
-                [
-                    CatalogDoc(organization_id, kind, self._key(r), orjson.dumps(body).decode())
-                    for kind, r, body in parsed
-                ]
-            )
-            for kind, resource, _ in parsed:
-                self._resources[(organization_id, kind, self._key(resource))] = resource
-            self._rebuild()
+        self._write(
+            [
+                (organization_id, kind, self.key_of(resource), body)
+                for kind, resource, body in parsed
+            ]
+        )
         return [r for _, r, _ in parsed]
+
+    def delete(self, org: str, kind: str, key: str) -> Any:
+        """Delete a resource from now on (earlier events keep their version); returns it."""
+        current = self.get(org, kind, key)
+        if current is not None:
+            self._write([(org, kind, key, None)])
+        return current
+
+    def terminate_subscription(
+        self, org: str, external_id: str, at: datetime | None = None
+    ) -> Subscription | None:
+        """Set ``terminated_at`` (default now) on the active subscription with this id."""
+        subs = [s for s in self.subscriptions(org, external_id) if s.terminated_at is None]
+        if not subs:
+            return None
+        sub = subs[0]
+        body = dict(self.body(org, "subscription", sub.id) or {})
+        body["terminated_at"] = (at or self.clock()).astimezone(UTC).isoformat()
+        return self.apply(org, "subscription", body)
 
     def apply_document(self, organization_id: str, document: Mapping[str, Any]) -> dict[str, int]:
         """Apply a catalog file with sections billable_metrics, plans, customers, subscriptions."""
@@ -136,10 +208,30 @@ class CatalogService:
         self.apply_many(organization_id, items)
         return {section: len(document.get(section) or []) for section in _DOC_KEYS}
 
+    def _write(self, changes: list[tuple[str, str, str, dict | None]]) -> None:
+        with self._lock:
+            now_ms = int(self.clock().timestamp() * 1000)
+            docs = []
+            for org, kind, key, body in changes:
+                self._last_version = max(time.time_ns(), self._last_version + 1)
+                docs.append(
+                    CatalogDoc(
+                        org, kind, key,
+                        "" if body is None else orjson.dumps(body).decode(),
+                        deleted=body is None,
+                        version=self._last_version,
+                        effective_at_ms=now_ms,
+                    )
+                )
+            self.store.put_catalog_docs(docs)  # durable first
+            for listener in self.listeners:
+                listener(docs)
+            self.merge(docs)
+
     def _check_references(self, org: str, new: list[Any]) -> None:
-        metrics = {k[2] for k in self._resources if k[0] == org and k[1] == "billable_metric"}
+        metrics = {self.key_of(m) for m in self.list(org, "billable_metric")}
         metrics |= {r.code for r in new if isinstance(r, BillableMetric)}
-        plans = {k[2] for k in self._resources if k[0] == org and k[1] == "plan"}
+        plans = {self.key_of(p) for p in self.list(org, "plan")}
         plans |= {r.code for r in new if isinstance(r, Plan)}
         errors: dict[str, list[str]] = {}
         for resource in new:
@@ -153,16 +245,13 @@ class CatalogService:
             raise CatalogValidationError(errors)
 
     def _rebuild(self) -> None:
-        values = list(self._resources.values())
         self.version += 1
         self._index = CatalogIndex(
-            Catalog(
-                metrics=tuple(v for v in values if isinstance(v, BillableMetric)),
-                plans=tuple(v for v in values if isinstance(v, Plan)),
-                customers=tuple(v for v in values if isinstance(v, Customer)),
-                subscriptions=tuple(v for v in values if isinstance(v, Subscription)),
-                version=self.version,
-            )
+            history={
+                key: [(v.effective_at_ms, v.resource) for v in versions]
+                for key, versions in self._history.items()
+            },
+            version=self.version,
         )
 
 
@@ -177,3 +266,4 @@ def _validated_plan(plan: Plan) -> Plan:
     if errors:
         raise CatalogValidationError(errors)
     return plan
+

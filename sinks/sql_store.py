@@ -160,33 +160,61 @@ class SqlStore(abc.ABC):
             for r in rows
         ]
 
+    def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
+        """Enriched rows of one transaction id, newest first."""
+        return self._query(
+            f"SELECT organization_id, external_subscription_id, subscription_id, customer_id, "
+            f"plan_id, code, transaction_id, toUnixTimestamp64Milli(timestamp) timestamp_ms, "
+            f"value, properties, precise_total_amount_cents, charge_id, charge_filter_id, "
+            f"toUnixTimestamp64Milli(ingested_at) ingested_at_ms "
+            f"FROM {self.database}.events "
+            f"WHERE organization_id = {{o:String}} AND transaction_id = {{t:String}} "
+            f"ORDER BY ingested_at DESC LIMIT 100",
+            {"o": organization_id, "t": transaction_id},
+        ).to_pylist()
+
     # --- catalog and organizations -------------------------------------------------------------
     def put_catalog_docs(self, docs: list[CatalogDoc]) -> None:
-        """Append new versions (version = a per-call increasing number)."""
+        """Append versions; a doc without a version is numbered after the highest stored one."""
         if not docs:
             return
-        version = int(self.scalar(f"SELECT max(version) FROM {self.database}.catalog_docs") or 0)
+        next_version = int(
+            self.scalar(f"SELECT max(version) FROM {self.database}.catalog_docs") or 0
+        ) + 1
+        versions = []
+        for doc in docs:
+            versions.append(doc.version or next_version)
+            next_version = max(next_version, versions[-1]) + 1
         wire = pa.table(
             {
                 "organization_id": [d.organization_id for d in docs],
                 "kind": [d.kind for d in docs],
                 "key": [d.key for d in docs],
-                "version": pa.array([version + 1 + i for i in range(len(docs))], pa.uint64()),
+                "version": pa.array(versions, pa.uint64()),
                 "body": [d.body for d in docs],
                 "deleted": pa.array([int(d.deleted) for d in docs], pa.uint8()),
+                "effective_at_ms": pa.array([d.effective_at_ms for d in docs], pa.int64()),
             }
         )
         self._insert_wire(_CATALOG_INSERT, wire, None)
 
     def load_catalog_docs(self) -> list[CatalogDoc]:
         """The latest version of each (organization, kind, key)."""
+        latest: dict[tuple[str, str, str], CatalogDoc] = {}
+        for doc in self.load_catalog_history():
+            latest[(doc.organization_id, doc.kind, doc.key)] = doc
+        return [latest[k] for k in sorted(latest)]
+
+    def load_catalog_history(self) -> list[CatalogDoc]:
+        """Every version, oldest first."""
         rows = self._query(
-            f"SELECT organization_id, kind, key, argMax(body, version) b, "
-            f"argMax(deleted, version) d FROM {self.database}.catalog_docs "
-            f"GROUP BY organization_id, kind, key ORDER BY organization_id, kind, key"
+            f"SELECT organization_id, kind, key, version, body, deleted, "
+            f"toUnixTimestamp64Milli(updated_at) at_ms FROM {self.database}.catalog_docs "
+            f"ORDER BY version"
         ).to_pylist()
         return [
-            CatalogDoc(r["organization_id"], r["kind"], r["key"], r["b"], bool(r["d"]))
+            CatalogDoc(r["organization_id"], r["kind"], r["key"], r["body"], bool(r["deleted"]),
+                       r["version"], r["at_ms"])
             for r in rows
         ]
 
@@ -246,8 +274,13 @@ _CATALOG_INSERT = ddl.InsertSpec(
     wire_columns=(
         ("organization_id", "String"), ("kind", "String"), ("key", "String"),
         ("version", "UInt64"), ("body", "String"), ("deleted", "UInt8"),
+        ("effective_at_ms", "Int64"),
     ),
-    select=("organization_id", "kind", "key", "version", "body", "deleted", "now64(3, 'UTC')"),
+    select=(
+        "organization_id", "kind", "key", "version", "body", "deleted",
+        "if(effective_at_ms = 0, now64(3, 'UTC'), "
+        "fromUnixTimestamp64Milli(effective_at_ms, 'UTC'))",
+    ),
 )
 
 _ORG_INSERT = ddl.InsertSpec(

@@ -57,13 +57,15 @@ class PartitionCounts:
 
 @dataclass(frozen=True, slots=True)
 class CatalogDoc:
-    """One stored catalog resource (latest version)."""
+    """One version of a catalog resource: its Lago body, or a deletion."""
 
     organization_id: str
     kind: str
     key: str
     body: str
     deleted: bool = False
+    version: int = 0  # 0 = let the store number it
+    effective_at_ms: int = 0  # when this version takes effect (0 = when stored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,9 @@ class Store(Protocol):
     def load_catalog_docs(self) -> list[CatalogDoc]:
         """The latest version of every catalog resource (deleted ones included)."""
 
+    def load_catalog_history(self) -> list[CatalogDoc]:
+        """Every version of every catalog resource, oldest version first."""
+
     def ensure_organization(self, org_id: str, name: str, api_key: str) -> Organization:
         """Create the organization with ``api_key`` if it does not exist; return it."""
 
@@ -120,6 +125,9 @@ class Store(Protocol):
         since_ms: int | None = None, until_ms: int | None = None, limit: int = 1000,
     ) -> list[dict]:
         """Dead letters matching the filters, newest first."""
+
+    def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
+        """Stored enriched rows of one transaction id (one per matched charge)."""
 
     def scalar(self, sql: str, params: dict | None = None) -> str:
         """Run a query returning one value (as text); for tests and operators."""

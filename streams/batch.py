@@ -22,11 +22,13 @@ import orjson
 from aggregation.rollup import RollupKey, RollupState, rollup
 from enrichment.catalog_index import CatalogIndex
 from enrichment.enricher import EnrichedRow, Rejection, enrich
+from schemas.avro import MAGIC_BYTE, AvroDecodeError, decode_confluent, load_schemas
 from schemas.errors import InvalidField
 from schemas.event import UsageEvent, parse_event
 from sinks.store import LogPosition
 
 INVALID_JSON = "invalid_json"
+INVALID_AVRO = "invalid_avro"
 INVALID_EVENT = "invalid_event"
 
 DAY_MS = 86_400_000
@@ -84,11 +86,24 @@ def identity_of(event: UsageEvent) -> bytes:
 
 
 def decode(message: RawMessage) -> UsageEvent | DeadLetter:
-    """Parse one raw message; a message without a timestamp gets its Kafka timestamp."""
-    try:
-        obj = orjson.loads(message.value or b"")
-    except orjson.JSONDecodeError as exc:
-        return DeadLetter(message, INVALID_JSON, f"not JSON: {exc}")
+    """Parse one raw message; a message without a timestamp gets its Kafka timestamp.
+
+    The value is JSON, or Avro in the Confluent wire format (magic byte 0 + schema id, see
+    :mod:`schemas.avro`). JSON never starts with byte 0, so a value starting with it is Avro:
+    one that cannot be decoded (including one shorter than the 5-byte header) is
+    ``invalid_avro``; anything else that is not JSON is ``invalid_json``.
+    """
+    value = message.value or b""
+    if value and value[0] == MAGIC_BYTE:
+        try:
+            obj = decode_confluent(value, load_schemas())
+        except AvroDecodeError as exc:
+            return DeadLetter(message, INVALID_AVRO, f"not Avro: {exc}")
+    else:
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            return DeadLetter(message, INVALID_JSON, f"not JSON: {exc}")
     try:
         return parse_event(obj, now_ms=message.timestamp)
     except InvalidField as exc:

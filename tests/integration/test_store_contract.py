@@ -454,10 +454,10 @@ def test_catalog_docs_latest_version_per_key(store: SqlStore) -> None:
         CatalogDoc(ORG, "metric", "calls", "first"),
         CatalogDoc(ORG, "metric", "calls", "second"),  # later in the same call wins
     ])
-    assert store.load_catalog_docs() == [
-        CatalogDoc(ORG, "metric", "calls", "second"),
-        CatalogDoc(ORG, "plan", "basic", '{"v": 2}'),
-        CatalogDoc(ORG, "plan", "pro", '{"p": 1}'),
+    assert [_content(d) for d in store.load_catalog_docs()] == [
+        (ORG, "metric", "calls", "second", False),
+        (ORG, "plan", "basic", '{"v": 2}', False),
+        (ORG, "plan", "pro", '{"p": 1}', False),
     ]
 
     store.put_catalog_docs([CatalogDoc(ORG, "plan", "pro", '{"p": 1}', deleted=True)])
@@ -467,7 +467,23 @@ def test_catalog_docs_latest_version_per_key(store: SqlStore) -> None:
 
     store.put_catalog_docs([CatalogDoc(ORG, "plan", "pro", '{"p": 2}')])  # re-created
     docs = {(d.kind, d.key): d for d in store.load_catalog_docs()}
-    assert docs["plan", "pro"] == CatalogDoc(ORG, "plan", "pro", '{"p": 2}', deleted=False)
+    assert _content(docs["plan", "pro"]) == (ORG, "plan", "pro", '{"p": 2}', False)
+
+
+def _content(doc: CatalogDoc) -> tuple:
+    return (doc.organization_id, doc.kind, doc.key, doc.body, doc.deleted)
+
+
+def test_catalog_history_keeps_every_version_with_its_effective_time(store: SqlStore) -> None:
+    store.put_catalog_docs([CatalogDoc(ORG, "plan", "p", "v1", effective_at_ms=1_000)])
+    store.put_catalog_docs([CatalogDoc(ORG, "plan", "p", "v2", effective_at_ms=5_000)])
+    store.put_catalog_docs([CatalogDoc(ORG, "plan", "p", "", deleted=True, version=10**15,
+                                       effective_at_ms=9_000)])
+    history = store.load_catalog_history()
+    assert [(d.body, d.deleted, d.effective_at_ms) for d in history] == [
+        ("v1", False, 1_000), ("v2", False, 5_000), ("", True, 9_000)
+    ]
+    assert history[-1].version == 10**15 and history[0].version < history[1].version
 
 
 def test_catalog_docs_are_kept_per_organization(store: SqlStore) -> None:

@@ -22,9 +22,8 @@ class CatalogDocsDouble:
     def put_catalog_docs(self, docs: list[CatalogDoc]) -> None:
         self.docs.extend(docs)
 
-    def load_catalog_docs(self) -> list[CatalogDoc]:
-        latest = {(d.organization_id, d.kind, d.key): d for d in self.docs}
-        return list(latest.values())
+    def load_catalog_history(self) -> list[CatalogDoc]:
+        return sorted(self.docs, key=lambda d: d.version)
 
 
 @pytest.mark.parametrize(
