@@ -1,9 +1,9 @@
 """The catalog: validated, versioned resources kept in the store and as an in-memory index.
 
 Every change is a new version with an effective time (when it was made). Writes go to the store
-first (durable), then to listeners (the compacted catalog topic that carries changes to other
-workers), then the in-memory :class:`CatalogIndex` is rebuilt and swapped in one assignment,
-so the hot path always sees one consistent snapshot.
+first (durable), then the in-memory :class:`CatalogIndex` is rebuilt and swapped in one
+assignment (the hot path always sees one consistent snapshot), then listeners are told (the
+compacted catalog topic that carries changes to the other workers).
 """
 
 from __future__ import annotations
@@ -116,6 +116,17 @@ class CatalogService:
                 out.append(versions[-1].resource)
         return out
 
+    def history_docs(self, org: str, kind: str, key: str) -> list[CatalogDoc]:
+        """Every version of one resource, as documents (for the catalog topic)."""
+        return [
+            CatalogDoc(
+                org, kind, key,
+                "" if v.body is None else orjson.dumps(v.body).decode(),
+                deleted=v.body is None, version=v.version, effective_at_ms=v.effective_at_ms,
+            )
+            for v in self._history.get((org, kind, key), [])
+        ]
+
     def subscriptions(self, org: str, external_id: str) -> list[Subscription]:
         """Every current subscription with this external id, latest started first."""
         subs = [s for s in self.list(org, "subscription") if s.external_id == external_id]
@@ -224,9 +235,9 @@ class CatalogService:
                     )
                 )
             self.store.put_catalog_docs(docs)  # durable first
-            for listener in self.listeners:
+            self.merge(docs)  # then this process's index
+            for listener in self.listeners:  # then the other workers (catalog topic)
                 listener(docs)
-            self.merge(docs)
 
     def _check_references(self, org: str, new: list[Any]) -> None:
         metrics = {self.key_of(m) for m in self.list(org, "billable_metric")}

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     raw_topic: str = "events-raw"
     raw_topic_partitions: int = Field(4, ge=1, le=1024)
     dead_letter_topic: str = "events_dead_letter"
+    catalog_topic: str = "meterline-catalog"
     consumer_group: str = "meterline-worker"
     embedded_broker_port: int = Field(0, ge=0, le=65535, description="0 = pick a free port")
 
@@ -56,7 +57,9 @@ class Settings(BaseSettings):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
-    @field_validator("raw_topic", "dead_letter_topic", "consumer_group", "clickhouse_database")
+    @field_validator(
+        "raw_topic", "dead_letter_topic", "catalog_topic", "consumer_group", "clickhouse_database"
+    )
     @classmethod
     def _non_empty(cls, value: str) -> str:
         if not value.strip():

@@ -16,6 +16,8 @@ from meterline.catalog_service import CatalogService
 from meterline.settings import Settings
 from meterline.usage_service import UsageService
 from sinks.store import Store
+from streams.catalog_topic import TOPIC_CONFIG as CATALOG_TOPIC_CONFIG
+from streams.catalog_topic import CatalogTopic
 from streams.kafka import client_options, cluster_id, ensure_topics
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.producer import KafkaEventPublisher
@@ -30,6 +32,7 @@ class Runtime:
 
     pipeline: Pipeline | None = None
     publisher: KafkaEventPublisher | None = None
+    catalog_topic: CatalogTopic | None = None
     ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
@@ -116,10 +119,14 @@ def build_app(
             await ensure_topics(
                 kafka,
                 {settings.raw_topic: settings.raw_topic_partitions,
-                 settings.dead_letter_topic: settings.raw_topic_partitions},
+                 settings.dead_letter_topic: settings.raw_topic_partitions,
+                 settings.catalog_topic: 1},
+                {settings.catalog_topic: CATALOG_TOPIC_CONFIG},
             )
             epoch = await cluster_id(kafka)
             await publisher.start()
+            runtime.catalog_topic = CatalogTopic(kafka, settings.catalog_topic, catalog)
+            await runtime.catalog_topic.start()
             runtime.pipeline = Pipeline(
                 config=PipelineConfig(
                     topic=settings.raw_topic,
@@ -148,6 +155,8 @@ def build_app(
         async def on_stop(self) -> None:
             if runtime.pipeline is not None:
                 await runtime.pipeline.stop()
+            if runtime.catalog_topic is not None:
+                await runtime.catalog_topic.stop()
             await publisher.stop()
 
     app.service(PipelineService)
