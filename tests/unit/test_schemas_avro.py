@@ -129,8 +129,15 @@ def test_wire_header_is_magic_byte_and_big_endian_schema_id() -> None:
 
 
 def test_property_values_keep_their_types() -> None:
-    props = {"flag": True, "off": False, "count": 3, "big": 2**62, "ratio": 0.25, "s": "1",
-             "nil": None}
+    props = {
+        "flag": True,
+        "off": False,
+        "count": 3,
+        "big": 2**62,
+        "ratio": 0.25,
+        "s": "1",
+        "nil": None,
+    }
     record = decode_confluent(encode_confluent(body(properties=props)))
     assert record["properties"] == props
     assert {k: type(v) for k, v in record["properties"].items()} == {
@@ -320,7 +327,7 @@ def test_load_schemas_reads_ids_from_file_names(tmp_path: Path) -> None:
 def test_load_schemas_rejects_names_without_id_and_duplicate_ids(tmp_path: Path) -> None:
     text = (DEFAULT_SCHEMA_DIR / "usage_event-1.avsc").read_text()
     (tmp_path / "usage_event.avsc").write_text(text)
-    with pytest.raises(ValueError, match="-<id>.avsc"):
+    with pytest.raises(ValueError, match=r"-<id>\.avsc"):
         load_schemas(tmp_path)
     (tmp_path / "usage_event.avsc").unlink()
     (tmp_path / "a-3.avsc").write_text(text)
