@@ -128,5 +128,81 @@ def usage(subscription: str, period_index: int, as_json: bool, url: str | None,
         click.echo(usage_table([result["customer_usage"]]))
 
 
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Inspect and re-drive dead letters of a running stack."""
+
+
+def _dead_letter_filters(reason, since, until, limit) -> dict:
+    filters = {"error_code": reason, "since": since, "until": until, "limit": limit}
+    return {k: v for k, v in filters.items() if v is not None}
+
+
+_FILTER_OPTIONS = [
+    click.option("--reason", help="error code, e.g. no_subscription"),
+    click.option("--since", help="failed at or after (RFC 3339)"),
+    click.option("--until", help="failed before (RFC 3339)"),
+    click.option("--limit", type=int, default=1000, show_default=True),
+    click.option("--url"),
+    click.option("--api-key"),
+    click.option("--data-dir", type=click.Path(path_type=Path)),
+]
+
+
+def _with_filters(fn):
+    for option in reversed(_FILTER_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@dead_letters.command("list")
+@_with_filters
+@click.option("--all", "include_all", is_flag=True, help="include re-driven letters")
+@click.option("--json", "as_json", is_flag=True)
+def dead_letters_list(reason, since, until, limit, url, api_key, data_dir, include_all,
+                      as_json) -> None:
+    """List dead letters (not yet re-driven, newest first)."""
+    from urllib.parse import urlencode
+
+    from meterline.client import ApiError
+
+    query = _dead_letter_filters(reason, since, until, limit)
+    if include_all:
+        query["all"] = "true"
+    try:
+        result = _client(url, api_key, data_dir).get(
+            "/api/v1/meterline/dead_letters?" + urlencode(query)
+        )
+    except ApiError as exc:
+        raise click.ClickException(json.dumps(exc.body)) from exc
+    letters = result["dead_letters"]
+    if as_json:
+        click.echo(json.dumps(letters, indent=2))
+        return
+    for d in letters:
+        click.echo(
+            f"{d['error_code']:<16} {d['source_topic']}/{d['source_partition']}@"
+            f"{d['source_offset']:<8} {d['external_subscription_id'] or '-':<16} "
+            f"{d['transaction_id'] or '-':<20} {d['error_message'][:60]}"
+        )
+    click.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dead_letters.command("redrive")
+@_with_filters
+def dead_letters_redrive(reason, since, until, limit, url, api_key, data_dir) -> None:
+    """Re-publish matching dead letters to the raw topic (each at most once)."""
+    from meterline.client import ApiError
+
+    body = _dead_letter_filters(reason, since, until, limit)
+    try:
+        result = _client(url, api_key, data_dir).post(
+            "/api/v1/meterline/dead_letters/redrive", body
+        )
+    except ApiError as exc:
+        raise click.ClickException(json.dumps(exc.body)) from exc
+    click.echo(json.dumps(result))
+
+
 if __name__ == "__main__":
     main()

@@ -190,7 +190,20 @@ ORGANIZATIONS = Table(
 ORDER BY id""",
 )
 
-ALL_TABLES = (EVENTS, USAGE_ROLLUPS, DEAD_LETTERS, DEDUP_KEYS, BATCHES, CATALOG_DOCS, ORGANIZATIONS)
+REDRIVES = Table(
+    "redrives",
+    """(
+    source_topic LowCardinality(String),
+    source_partition UInt32,
+    source_offset UInt64,
+    redriven_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (source_topic, source_partition, source_offset)""",
+)
+
+ALL_TABLES = (
+    EVENTS, USAGE_ROLLUPS, DEAD_LETTERS, DEDUP_KEYS, BATCHES, CATALOG_DOCS, ORGANIZATIONS, REDRIVES,
+)
 
 EVENTS_INSERT = InsertSpec(
     table="events",
@@ -310,4 +323,13 @@ BATCHES_INSERT = InsertSpec(
         "consumed", "stored", "duplicates", "dead_letters", "enriched_rows",
         "fromUnixTimestamp64Milli(written_at_ms, 'UTC')",
     ),
+)
+
+REDRIVES_INSERT = InsertSpec(
+    table="redrives",
+    columns=("source_topic", "source_partition", "source_offset", "redriven_at"),
+    wire_columns=(
+        ("source_topic", "String"), ("source_partition", "UInt32"), ("source_offset", "UInt64"),
+    ),
+    select=("source_topic", "source_partition", "source_offset", "now64(3, 'UTC')"),
 )

@@ -160,6 +160,16 @@ class SqlStore(abc.ABC):
             for r in rows
         ]
 
+    def mark_redriven(self, letters: list[dict]) -> None:
+        """Record that these dead letters were re-published to the raw topic."""
+        if letters:
+            wire = pa.table({
+                "source_topic": [d["source_topic"] for d in letters],
+                "source_partition": pa.array([d["source_partition"] for d in letters], pa.uint32()),
+                "source_offset": pa.array([d["source_offset"] for d in letters], pa.uint64()),
+            })
+            self._insert_wire(ddl.REDRIVES_INSERT, wire, None)
+
     def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
         """Enriched rows of one transaction id, newest first."""
         return self._query(
@@ -238,16 +248,29 @@ class SqlStore(abc.ABC):
     def dead_letters(
         self, *, error_code: str | None = None, organization_id: str | None = None,
         since_ms: int | None = None, until_ms: int | None = None, limit: int = 1000,
+        include_unattributed: bool = False, pending_only: bool = False,
     ) -> list[dict]:
-        """Dead letters, newest first, filtered by reason, organization and failure time."""
+        """Dead letters, newest first, filtered by reason, organization and failure time.
+
+        ``include_unattributed`` adds letters with no organization (e.g. invalid JSON) to an
+        organization filter; ``pending_only`` leaves out letters already re-driven.
+        """
         where = ["1"]
         params: dict = {"limit": limit}
         if error_code:
             where.append("error_code = {code:String}")
             params["code"] = error_code
         if organization_id:
-            where.append("organization_id = {org:String}")
+            org_filter = "organization_id = {org:String}"
+            if include_unattributed:
+                org_filter = f"({org_filter} OR organization_id = '')"
+            where.append(org_filter)
             params["org"] = organization_id
+        if pending_only:
+            where.append(
+                f"(source_topic, source_partition, source_offset) NOT IN (SELECT source_topic, "
+                f"source_partition, source_offset FROM {self.database}.redrives)"
+            )
         if since_ms is not None:
             where.append("failed_at >= fromUnixTimestamp64Milli({since:Int64}, 'UTC')")
             params["since"] = since_ms

@@ -123,8 +123,12 @@ class Store(Protocol):
     def dead_letters(
         self, *, error_code: str | None = None, organization_id: str | None = None,
         since_ms: int | None = None, until_ms: int | None = None, limit: int = 1000,
+        include_unattributed: bool = False, pending_only: bool = False,
     ) -> list[dict]:
-        """Dead letters matching the filters, newest first."""
+        """Dead letters matching the filters, newest first (payload as the original bytes)."""
+
+    def mark_redriven(self, letters: list[dict]) -> None:
+        """Record that these dead letters (rows of :meth:`dead_letters`) were re-published."""
 
     def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
         """Stored enriched rows of one transaction id (one per matched charge)."""

@@ -13,6 +13,7 @@ import mode
 
 from meterline.api import Api
 from meterline.catalog_service import CatalogService
+from meterline.dead_letter_api import DeadLetterApi
 from meterline.settings import Settings
 from meterline.usage_service import UsageService
 from sinks.store import Store
@@ -110,7 +111,13 @@ def build_app(
         status=status,
         max_batch_events=settings.max_batch_events,
     )
-    register_routes(app, api, max_body_bytes=settings.max_body_bytes)
+    dead_letters = DeadLetterApi(
+        store=store, publisher=publisher,
+        default_organization_id=settings.default_organization_id,
+    )
+    register_routes(
+        app, api, max_body_bytes=settings.max_body_bytes, dead_letters=dead_letters
+    )
 
     class PipelineService(mode.Service):
         """Creates topics, starts the API's producer and runs the batch pipeline."""

@@ -10,6 +10,8 @@ import faust
 from faust.web import Request, Response, View
 
 from meterline.api import Api, ApiResponse, error
+from meterline.dead_letter_api import DeadLetterApi
+from streams.web_dead_letters import register_dead_letter_routes
 
 log = logging.getLogger("meterline.web")
 
@@ -36,7 +38,9 @@ async def read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def register_routes(app: faust.App, api: Api, *, max_body_bytes: int) -> None:
+def register_routes(
+    app: faust.App, api: Api, *, max_body_bytes: int, dead_letters: DeadLetterApi | None = None
+) -> None:
     """Add every Meterline route to the Faust app's web server."""
 
     def respond(view: View, result: ApiResponse) -> Response:
@@ -110,6 +114,9 @@ def register_routes(app: faust.App, api: Api, *, max_body_bytes: int) -> None:
     class Status(View):
         async def get(self, request: Request) -> Response:
             return await guarded(self, request, lambda org, _b: api.status(), needs_body=False)
+
+    if dead_letters is not None:
+        register_dead_letter_routes(app, dead_letters, guarded)
 
     @app.page("/health")
     class Health(View):
