@@ -134,9 +134,11 @@ def _charge_usage(fees: list[Fee], metric: BillableMetric, currency: str) -> dic
             bucket_fees[fee.charge_filter_id].append(fee)
         for filter_id, group in sorted(bucket_fees.items()):
             flt = filters_by_id.get(filter_id)
+            units = _units(sum((f.units for f in group), Decimal(0)))
             filters.append(
                 {
-                    "units": _units(sum((f.units for f in group), Decimal(0))),
+                    "units": units,
+                    "total_aggregated_units": units,
                     "amount_cents": sum(f.amount_cents for f in group),
                     "events_count": sum(f.events_count for f in group),
                     "invoice_display_name": flt.invoice_display_name if flt else None,
@@ -149,14 +151,19 @@ def _charge_usage(fees: list[Fee], metric: BillableMetric, currency: str) -> dic
             "amount_cents": f.amount_cents,
             "events_count": f.events_count,
             "units": _units(f.units),
+            "total_aggregated_units": _units(f.units),
             "grouped_by": dict(f.grouped_by),
             "lago_charge_filter_id": f.charge_filter_id or None,
+            # Lago nests the filter buckets of a group; here a group entry is one bucket
+            "filters": [_filter_usage(f, filters_by_id)] if charge.filters else [],
         }
         for f in fees
         if f.grouped_by
     ]
+    total_units = _units(sum((f.units for f in fees), Decimal(0)))
     return {
-        "units": _units(sum((f.units for f in fees), Decimal(0))),
+        "units": total_units,
+        "total_aggregated_units": total_units,
         "events_count": sum(f.events_count for f in fees),
         "amount_cents": sum(f.amount_cents for f in fees),
         "amount_currency": currency,
@@ -173,4 +180,17 @@ def _charge_usage(fees: list[Fee], metric: BillableMetric, currency: str) -> dic
         },
         "filters": filters,
         "grouped_usage": grouped_usage,
+    }
+
+
+def _filter_usage(fee: Fee, filters_by_id: Mapping[str, Any]) -> dict[str, Any]:
+    flt = filters_by_id.get(fee.charge_filter_id)
+    return {
+        "units": _units(fee.units),
+        "total_aggregated_units": _units(fee.units),
+        "amount_cents": fee.amount_cents,
+        "events_count": fee.events_count,
+        "invoice_display_name": flt.invoice_display_name if flt else None,
+        "values": {k: list(v) for k, v in flt.values} if flt else {},
+        "lago_charge_filter_id": fee.charge_filter_id or None,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -52,18 +53,28 @@ def error(status: int, code: str, details: Mapping[str, Any] | None = None) -> A
     return ApiResponse(status, body)
 
 
-def _lago_event(event: UsageEvent) -> dict[str, Any]:
+def iso_ms(ms: int) -> str:
+    """Unix milliseconds as RFC 3339 with milliseconds and a ``Z``, as Lago prints times."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _lago_event(event: UsageEvent, received_ms: int) -> dict[str, Any]:
+    """Lago's ``event`` answer; ids are unknown until the pipeline has enriched it."""
     return {
         "lago_id": None,
         "transaction_id": event.transaction_id,
+        "lago_customer_id": None,
+        "lago_subscription_id": None,
         "external_subscription_id": event.external_subscription_id,
         "code": event.code,
-        "timestamp": event_to_json_dict(event)["timestamp"],
+        "timestamp": iso_ms(event.timestamp_ms),
         "properties": event.properties,
         "precise_total_amount_cents": (
             None if event.precise_total_amount_cents is None
             else str(event.precise_total_amount_cents)
         ),
+        "created_at": iso_ms(received_ms),
     }
 
 
@@ -120,7 +131,7 @@ class Api:
             return error(422, "validation_errors", event_errors(raw, now_ms=now,
                                                                 organization_id=org))
         await self._publish([event])
-        return ApiResponse(200, {"event": _lago_event(event)})
+        return ApiResponse(200, {"event": _lago_event(event, now)})
 
     async def post_events_batch(self, org: str, body: bytes) -> ApiResponse:
         """``POST /api/v1/events/batch``: all events valid, or none is written (422 by index)."""
@@ -142,7 +153,7 @@ class Api:
         if details:
             return error(422, "validation_errors", details)
         await self._publish(events)
-        return ApiResponse(200, {"events": [_lago_event(e) for e in events]})
+        return ApiResponse(200, {"events": [_lago_event(e, now) for e in events]})
 
     async def _publish(self, events: list[UsageEvent]) -> None:
         await self.publisher.publish(
@@ -156,17 +167,6 @@ class Api:
         )
 
     # --- catalog -------------------------------------------------------------------------------
-    def create_resource(self, org: str, kind: str, body: bytes) -> ApiResponse:
-        """``POST /api/v1/{billable_metrics,plans,customers,subscriptions}``."""
-        raw, problem = self.parse_json(body, kind)
-        if problem:
-            return problem
-        try:
-            resource = self.catalog.apply(org, kind, raw)
-        except CatalogValidationError as exc:
-            return error(422, "validation_errors", exc.details)
-        return ApiResponse(200, {kind: {**raw, "lago_id": resource.id}})
-
     def apply_catalog(self, org: str, body: bytes) -> ApiResponse:
         """``POST /api/v1/meterline/catalog``: apply a whole catalog document at once."""
         raw, problem = self.parse_json(body, "catalog")
@@ -179,30 +179,6 @@ class Api:
         except CatalogValidationError as exc:
             return error(422, "validation_errors", exc.details)
         return ApiResponse(200, {"applied": counts, "catalog_version": self.catalog.version})
-
-    def get_subscription(self, org: str, external_id: str) -> ApiResponse:
-        """``GET /api/v1/subscriptions/{external_id}``: the latest subscription with that id."""
-        sub = self.catalog.index.subscription_by_id(org, external_id)
-        if sub is None:
-            return error(404, "subscription_not_found")
-        return ApiResponse(
-            200,
-            {
-                "subscription": {
-                    "lago_id": sub.id,
-                    "external_id": sub.external_id,
-                    "external_customer_id": sub.external_customer_id,
-                    "plan_code": sub.plan_code,
-                    "billing_time": sub.billing_time,
-                    "started_at": sub.started_at.isoformat().replace("+00:00", "Z"),
-                    "terminated_at": (
-                        sub.terminated_at.isoformat().replace("+00:00", "Z")
-                        if sub.terminated_at else None
-                    ),
-                    "status": "terminated" if sub.terminated_at else "active",
-                }
-            },
-        )
 
     # --- usage ---------------------------------------------------------------------------------
     def current_usage(

@@ -14,6 +14,7 @@ import mode
 from meterline.api import Api
 from meterline.catalog_service import CatalogService
 from meterline.dead_letter_api import DeadLetterApi
+from meterline.lago_api import LagoControlApi
 from meterline.settings import Settings
 from meterline.usage_service import UsageService
 from sinks.store import Store
@@ -116,7 +117,8 @@ def build_app(
         default_organization_id=settings.default_organization_id,
     )
     register_routes(
-        app, api, max_body_bytes=settings.max_body_bytes, dead_letters=dead_letters
+        app, api, max_body_bytes=settings.max_body_bytes, dead_letters=dead_letters,
+        control=LagoControlApi(catalog, store),
     )
 
     class PipelineService(mode.Service):

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import faust
 from faust.web import Request, Response, View
 
 from meterline.api import Api, ApiResponse, error
 from meterline.dead_letter_api import DeadLetterApi
+from meterline.lago_api import LagoControlApi
 from streams.web_dead_letters import register_dead_letter_routes
+from streams.web_lago import register_lago_routes
 
 log = logging.getLogger("meterline.web")
-
-RESOURCE_ROUTES = {
-    "billable_metrics": "billable_metric",
-    "plans": "plan",
-    "customers": "customer",
-    "subscriptions": "subscription",
-}
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -39,7 +33,8 @@ async def read_body(request: Request, limit: int) -> bytes | None:
 
 
 def register_routes(
-    app: faust.App, api: Api, *, max_body_bytes: int, dead_letters: DeadLetterApi | None = None
+    app: faust.App, api: Api, *, max_body_bytes: int, dead_letters: DeadLetterApi | None = None,
+    control: LagoControlApi | None = None,
 ) -> None:
     """Add every Meterline route to the Faust app's web server."""
 
@@ -91,16 +86,8 @@ def register_routes(
 
             return await guarded(self, request, handler, needs_body=False)
 
-    for route, kind in RESOURCE_ROUTES.items():
-        _register_resource(app, guarded, api, route, kind)
-
-    @app.page("/api/v1/subscriptions/{external_id}")
-    class SubscriptionById(View):
-        async def get(self, request: Request, external_id: str) -> Response:
-            async def handler(org: str, _body: bytes | None) -> ApiResponse:
-                return api.get_subscription(org, external_id)
-
-            return await guarded(self, request, handler, needs_body=False)
+    if control is not None:
+        register_lago_routes(app, control, guarded)
 
     @app.page("/api/v1/meterline/catalog")
     class CatalogDocument(View):
@@ -123,14 +110,3 @@ def register_routes(
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
 
-
-def _register_resource(app: faust.App, guarded: Any, api: Api, route: str, kind: str) -> None:
-    class Resource(View):
-        async def post(self, request: Request) -> Response:
-            async def handler(org: str, body: bytes | None) -> ApiResponse:
-                return api.create_resource(org, kind, body or b"")
-
-            return await guarded(self, request, handler, needs_body=True)
-
-    Resource.__name__ = f"Create_{kind}"
-    app.page(f"/api/v1/{route}")(Resource)

@@ -52,6 +52,7 @@ class Stack:
             "METERLINE_HTTP_PORT": str(self.port),
             "METERLINE_RAW_TOPIC": self.topic,
             "METERLINE_DEAD_LETTER_TOPIC": f"dead-{name}",
+            "METERLINE_CATALOG_TOPIC": f"catalog-{name}",
             "METERLINE_CONSUMER_GROUP": f"group-{name}",
             "METERLINE_API_KEY": TEST_API_KEY,
             "METERLINE_KAFKA_SESSION_TIMEOUT_MS": "2000",
