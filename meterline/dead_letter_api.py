@@ -14,6 +14,7 @@ from schemas.event import partition_key
 from sinks.store import Store
 
 MAX_LIMIT = 10_000
+REDRIVE_FILTERS = frozenset({"error_code", "since", "until", "limit"})
 
 
 class DeadLetterApi:
@@ -73,6 +74,9 @@ class DeadLetterApi:
             return error(400, "bad_request", {"body": ["invalid_json"]})
         if not isinstance(raw, dict):
             return error(400, "bad_request", {"body": ["invalid_type"]})
+        unknown = sorted(set(raw) - REDRIVE_FILTERS)
+        if unknown:
+            return error(422, "validation_errors", {k: ["unknown_filter"] for k in unknown})
         filters, problem = self._filters(org, {**raw, "all": "false"})
         if problem:
             return problem
