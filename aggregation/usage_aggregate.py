@@ -21,6 +21,7 @@ class UsageAggregate:
     value_max: Decimal | None
     latest_value: Decimal | None
     precise_total_amount_cents: Decimal
+    value_time_sum: Decimal = ZERO  # Σ value × timestamp (seconds), for weighted_sum
 
 
 def units_of(aggregate: UsageAggregate) -> Decimal:

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from aggregation.usage_aggregate import UsageAggregate, units_of
+from aggregation.units import FeeUsage
 from billing.charge_models import compute_amount
 from billing.currency import amount_cents
 from billing.rounding import round_units
@@ -34,50 +34,50 @@ class Fee:
 def price_fees(
     plan: Plan,
     metrics: Mapping[str, BillableMetric],
-    aggregates: Sequence[UsageAggregate],
+    usages: Sequence[FeeUsage],
     currency: str,
 ) -> list[Fee]:
-    """One fee per (charge, filter bucket, group) with usage, plus a zero fee per idle charge."""
-    by_charge: dict[str, list[UsageAggregate]] = defaultdict(list)
-    for agg in aggregates:
-        by_charge[agg.charge_id].append(agg)
+    """One fee per (charge, filter bucket, group) with usage, plus a zero fee per idle charge.
+
+    Units are rounded with the metric's rounding, then priced with the bucket's properties
+    (the filter's, or the charge's for the default bucket).
+    """
+    by_charge: dict[str, list[FeeUsage]] = defaultdict(list)
+    for usage in usages:
+        by_charge[usage.charge_id].append(usage)
     fees: list[Fee] = []
     for charge in plan.charges:
         metric = metrics.get(charge.billable_metric_code)
         if metric is None:
             continue
         filter_props = {f.id: f.properties for f in charge.filters}
-        usage = by_charge.get(charge.id) or [_empty(charge, metric)]
-        for agg in sorted(usage, key=lambda a: (a.charge_filter_id, a.grouped_by)):
-            units = round_units(units_of(agg), metric.rounding_function, metric.rounding_precision)
-            properties = filter_props.get(agg.charge_filter_id, charge.properties)
+        charge_usages = by_charge.get(charge.id) or [FeeUsage(charge.id, "", (), Decimal(0), 0)]
+        for usage in sorted(charge_usages, key=lambda u: (u.charge_filter_id, u.grouped_by)):
+            units = round_units(usage.units, metric.rounding_function, metric.rounding_precision)
+            properties = filter_props.get(usage.charge_filter_id, charge.properties)
             amount = compute_amount(
                 charge.charge_model,
                 properties,
                 ChargeUsage(
                     units=units,
-                    events_count=agg.events_count,
-                    precise_total_amount_cents=agg.precise_total_amount_cents,
+                    events_count=usage.events_count,
+                    event_values=usage.event_values,
+                    precise_total_amount_cents=usage.precise_total_amount_cents,
                     currency=currency,
                 ),
             )
             fees.append(
                 Fee(
                     charge=charge,
-                    charge_filter_id=agg.charge_filter_id,
-                    grouped_by=agg.grouped_by,
+                    charge_filter_id=usage.charge_filter_id,
+                    grouped_by=usage.grouped_by,
                     units=units,
-                    events_count=agg.events_count,
+                    events_count=usage.events_count,
                     amount=amount,
                     amount_cents=amount_cents(amount, currency),
                 )
             )
     return fees
-
-
-def _empty(charge: Charge, metric: BillableMetric) -> UsageAggregate:
-    zero = Decimal(0)
-    return UsageAggregate(charge.id, "", (), metric.aggregation_type, 0, zero, None, None, zero)
 
 
 def customer_usage(
@@ -86,13 +86,13 @@ def customer_usage(
     subscription: Subscription,
     plan: Plan,
     metrics: Mapping[str, BillableMetric],
-    aggregates: Sequence[UsageAggregate],
+    usages: Sequence[FeeUsage],
     period_from: datetime,
     period_to: datetime,
 ) -> dict[str, Any]:
     """Lago's ``customer_usage`` object for one subscription and period."""
     currency = plan.amount_currency
-    fees = price_fees(plan, metrics, aggregates, currency)
+    fees = price_fees(plan, metrics, usages, currency)
     by_charge: dict[str, list[Fee]] = defaultdict(list)
     for fee in fees:
         by_charge[fee.charge.id].append(fee)

@@ -35,6 +35,7 @@ class EnrichedRow:
     charge_id: str
     charge_filter_id: str
     grouped_by: tuple[tuple[str, str], ...]
+    charge_model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
                 charge_id=prepared.charge.id,
                 charge_filter_id=filter_id,
                 grouped_by=grouped_by(group_keys, props),
+                charge_model=prepared.charge.charge_model,
             )
         )
     return rows

@@ -5,14 +5,18 @@ This is also the Python entry point for billing jobs: :meth:`UsageService.usage`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from aggregation.rollup import BUCKET_MS, bucket_start_ms
-from billing import billing_period_bounds
+from aggregation.units import FeeUsage, Period, units_for
+from aggregation.usage_aggregate import UsageAggregate
+from billing import billing_period_bounds, period_days
 from billing.customer_usage import customer_usage
 from enrichment.catalog_index import CatalogIndex
+from schemas.catalog import BillableMetric, Plan
 from sinks.store import Store
 
 
@@ -78,18 +82,96 @@ class UsageService:
         # widening a clamped bound to whole buckets reads exactly this subscription's events.
         from_ms = bucket_start_ms(_ms(period_from))
         to_ms = -(-_ms(period_to) // BUCKET_MS) * BUCKET_MS
-        aggregates = self.store.read_usage(organization_id, sub.id, from_ms, to_ms)
+        full_from, full_to = billing_period_bounds(
+            interval=plan.interval, billing_time=sub.billing_time,
+            subscription_started_at=sub.started_at, subscription_terminated_at=None,
+            timezone=customer.timezone if customer else "UTC", at=moment, index=period_index,
+            clamp=False,
+        )
+        period = Period(
+            _ms(period_from), _ms(period_to),
+            period_days(full_from, full_to, customer.timezone if customer else "UTC"),
+        )
         metrics = {
             code: metric
             for (org, code), metric in index.metrics.items()
             if org == organization_id
         }
+        usages = self.fee_usages(organization_id, sub.id, plan, metrics, from_ms, to_ms, period)
         return customer_usage(
             customer=customer,
             subscription=sub,
             plan=plan,
             metrics=metrics,
-            aggregates=aggregates,
+            usages=usages,
             period_from=period_from,
             period_to=period_to,
         )
+
+    def fee_usages(
+        self,
+        organization_id: str,
+        subscription_id: str,
+        plan: Plan,
+        metrics: Mapping[str, BillableMetric],
+        from_ms: int,
+        to_ms: int,
+        period: Period,
+    ) -> list[FeeUsage]:
+        """Read the pre-aggregated states each charge's aggregation type needs, as fee usages."""
+        charge_metric = {
+            c.id: metrics[c.billable_metric_code]
+            for c in plan.charges
+            if c.billable_metric_code in metrics
+        }
+        kinds = {(m.aggregation_type, m.recurring) for m in charge_metric.values()}
+        needs_before = any(rec for agg, rec in kinds if agg in ("sum_agg", "weighted_sum_agg"))
+        window = _by_key(self.store.read_usage(organization_id, subscription_id, from_ms, to_ms))
+        before = (
+            _by_key(self.store.read_usage(organization_id, subscription_id, 0, from_ms))
+            if needs_before else {}
+        )
+        unique: dict[bool, dict] = {}
+        for agg, recurring in kinds:
+            if agg == "unique_count_agg" and recurring not in unique:
+                lower = 0 if recurring else from_ms
+                unique[recurring] = self.store.read_unique(
+                    organization_id, subscription_id, lower, to_ms
+                )
+        values = (
+            self.store.read_event_values(organization_id, subscription_id, from_ms, to_ms)
+            if any(c.charge_model == "percentage" for c in plan.charges) else {}
+        )
+        keys = set(window) | set(before) | {k for u in unique.values() for k in u} | set(values)
+        usages = []
+        for key in sorted(keys):
+            metric = charge_metric.get(key[0])
+            if metric is None:
+                continue
+            agg, recurring = metric.aggregation_type, metric.recurring
+            carried = recurring and (key in before or key in unique.get(True, {}))
+            if key not in window and not carried:
+                continue  # e.g. a non-recurring key seen only before the period
+            win = window.get(key)
+            units = units_for(
+                agg, recurring=recurring, window=win, before=before.get(key),
+                unique_present=unique.get(recurring, {}).get(key, (0, 0))[0], period=period,
+            )
+            usages.append(
+                FeeUsage(
+                    charge_id=key[0],
+                    charge_filter_id=key[1],
+                    grouped_by=key[2],
+                    units=units,
+                    events_count=win.events_count if win else 0,
+                    event_values=values.get(key, ()),
+                    precise_total_amount_cents=(
+                        win.precise_total_amount_cents if win else Decimal(0)
+                    ),
+                )
+            )
+        return usages
+
+
+def _by_key(aggregates: list[UsageAggregate]) -> dict[tuple, UsageAggregate]:
+    return {(a.charge_id, a.charge_filter_id, a.grouped_by): a for a in aggregates}

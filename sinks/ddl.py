@@ -103,11 +103,51 @@ USAGE_ROLLUPS = Table(
     value_sum Decimal(38, 12),
     value_max Nullable(Decimal(38, 12)),
     latest_timestamp DateTime64(3, 'UTC'),
+    latest_offset UInt64,
     latest_value Decimal(38, 12),
     precise_total_amount_cents Decimal(38, 12),
+    value_time_sum Decimal(76, 15),
     batch_id String
 ) ENGINE = MergeTree
 ORDER BY (organization_id, subscription_id, charge_id, charge_filter_id, grouped_by, bucket_start)
+SETTINGS {_DEDUP}""",
+)
+
+UNIQUE_ROLLUPS = Table(
+    "unique_rollups",
+    f"""(
+    organization_id LowCardinality(String),
+    subscription_id String,
+    charge_id String,
+    charge_filter_id String,
+    grouped_by String,
+    value String,
+    bucket_start DateTime('UTC'),
+    events_count UInt64,
+    latest_timestamp DateTime64(3, 'UTC'),
+    latest_offset UInt64,
+    latest_add UInt8,
+    batch_id String
+) ENGINE = MergeTree
+ORDER BY (organization_id, subscription_id, charge_id, charge_filter_id, grouped_by, bucket_start,
+          value)
+SETTINGS {_DEDUP}""",
+)
+
+EVENT_VALUES = Table(
+    "event_values",
+    f"""(
+    organization_id LowCardinality(String),
+    subscription_id String,
+    charge_id String,
+    charge_filter_id String,
+    grouped_by String,
+    timestamp DateTime64(3, 'UTC'),
+    source_offset UInt64,
+    value Decimal(38, 12),
+    batch_id String
+) ENGINE = MergeTree
+ORDER BY (organization_id, subscription_id, charge_id, timestamp, source_offset)
 SETTINGS {_DEDUP}""",
 )
 
@@ -202,7 +242,8 @@ ORDER BY (source_topic, source_partition, source_offset)""",
 )
 
 ALL_TABLES = (
-    EVENTS, USAGE_ROLLUPS, DEAD_LETTERS, DEDUP_KEYS, BATCHES, CATALOG_DOCS, ORGANIZATIONS, REDRIVES,
+    EVENTS, USAGE_ROLLUPS, UNIQUE_ROLLUPS, EVENT_VALUES, DEAD_LETTERS, DEDUP_KEYS, BATCHES,
+    CATALOG_DOCS, ORGANIZATIONS, REDRIVES,
 )
 
 EVENTS_INSERT = InsertSpec(
@@ -245,8 +286,8 @@ ROLLUPS_INSERT = InsertSpec(
     columns=(
         "organization_id", "external_subscription_id", "subscription_id", "charge_id",
         "charge_filter_id", "grouped_by", "code", "aggregation_type", "bucket_start",
-        "events_count", "value_sum", "value_max", "latest_timestamp", "latest_value",
-        "precise_total_amount_cents", "batch_id",
+        "events_count", "value_sum", "value_max", "latest_timestamp", "latest_offset",
+        "latest_value", "precise_total_amount_cents", "value_time_sum", "batch_id",
     ),
     wire_columns=(
         ("organization_id", "String"), ("external_subscription_id", "String"),
@@ -254,7 +295,8 @@ ROLLUPS_INSERT = InsertSpec(
         ("grouped_by", "String"), ("code", "String"), ("aggregation_type", "String"),
         ("bucket_start_ms", "Int64"), ("events_count", "UInt64"), ("value_sum", "String"),
         ("value_max", "Nullable(String)"), ("latest_timestamp_ms", "Int64"),
-        ("latest_value", "String"), ("precise_total_amount_cents", "String"),
+        ("latest_offset", "UInt64"), ("latest_value", "String"),
+        ("precise_total_amount_cents", "String"), ("value_time_sum", "String"),
         ("batch_id", "String"),
     ),
     select=(
@@ -264,9 +306,10 @@ ROLLUPS_INSERT = InsertSpec(
         # assumeNotNull: an out-of-range value fails the INSERT instead of becoming NULL -> 0
         "toDecimal128(assumeNotNull(value_sum), 12)",
         "if(isNull(value_max), NULL, toDecimal128(assumeNotNull(value_max), 12))",
-        "fromUnixTimestamp64Milli(latest_timestamp_ms, 'UTC')",
+        "fromUnixTimestamp64Milli(latest_timestamp_ms, 'UTC')", "latest_offset",
         "toDecimal128(assumeNotNull(latest_value), 12)",
-        "toDecimal128(assumeNotNull(precise_total_amount_cents), 12)", "batch_id",
+        "toDecimal128(assumeNotNull(precise_total_amount_cents), 12)",
+        "toDecimal256(assumeNotNull(value_time_sum), 15)", "batch_id",
     ),
 )
 
@@ -332,4 +375,44 @@ REDRIVES_INSERT = InsertSpec(
         ("source_topic", "String"), ("source_partition", "UInt32"), ("source_offset", "UInt64"),
     ),
     select=("source_topic", "source_partition", "source_offset", "now64(3, 'UTC')"),
+)
+
+UNIQUE_ROLLUPS_INSERT = InsertSpec(
+    table="unique_rollups",
+    columns=(
+        "organization_id", "subscription_id", "charge_id", "charge_filter_id", "grouped_by",
+        "value", "bucket_start", "events_count", "latest_timestamp", "latest_offset",
+        "latest_add", "batch_id",
+    ),
+    wire_columns=(
+        ("organization_id", "String"), ("subscription_id", "String"), ("charge_id", "String"),
+        ("charge_filter_id", "String"), ("grouped_by", "String"), ("value", "String"),
+        ("bucket_start_ms", "Int64"), ("events_count", "UInt64"),
+        ("latest_timestamp_ms", "Int64"), ("latest_offset", "UInt64"), ("latest_add", "UInt8"),
+        ("batch_id", "String"),
+    ),
+    select=(
+        "organization_id", "subscription_id", "charge_id", "charge_filter_id", "grouped_by",
+        "value", "toDateTime(intDiv(bucket_start_ms, 1000), 'UTC')", "events_count",
+        "fromUnixTimestamp64Milli(latest_timestamp_ms, 'UTC')", "latest_offset", "latest_add",
+        "batch_id",
+    ),
+)
+
+EVENT_VALUES_INSERT = InsertSpec(
+    table="event_values",
+    columns=(
+        "organization_id", "subscription_id", "charge_id", "charge_filter_id", "grouped_by",
+        "timestamp", "source_offset", "value", "batch_id",
+    ),
+    wire_columns=(
+        ("organization_id", "String"), ("subscription_id", "String"), ("charge_id", "String"),
+        ("charge_filter_id", "String"), ("grouped_by", "String"), ("timestamp_ms", "Int64"),
+        ("source_offset", "UInt64"), ("value", "String"), ("batch_id", "String"),
+    ),
+    select=(
+        "organization_id", "subscription_id", "charge_id", "charge_filter_id", "grouped_by",
+        "fromUnixTimestamp64Milli(timestamp_ms, 'UTC')", "source_offset",
+        "toDecimal128(assumeNotNull(value), 12)", "batch_id",
+    ),
 )

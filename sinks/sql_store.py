@@ -24,6 +24,10 @@ from sinks.store import (
 )
 
 
+def _groups(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(orjson.loads(text or "{}").items()))
+
+
 def _dec(text: str | None) -> Decimal | None:
     return None if text is None else Decimal(text)
 
@@ -136,8 +140,8 @@ class SqlStore(abc.ABC):
         rows = self._query(
             f"SELECT charge_id, charge_filter_id, grouped_by, any(aggregation_type) agg, "
             f"sum(events_count) n, toString(sum(value_sum)) s, toString(max(value_max)) mx, "
-            f"toString(argMax(latest_value, latest_timestamp)) lv, "
-            f"toString(sum(precise_total_amount_cents)) p "
+            f"toString(argMax(latest_value, (latest_timestamp, latest_offset))) lv, "
+            f"toString(sum(precise_total_amount_cents)) p, toString(sum(value_time_sum)) vt "
             f"FROM {self.database}.usage_rollups "
             f"WHERE organization_id = {{o:String}} AND subscription_id = {{s:String}} "
             f"AND bucket_start >= toDateTime(intDiv({{f:Int64}}, 1000), 'UTC') "
@@ -149,16 +153,64 @@ class SqlStore(abc.ABC):
             UsageAggregate(
                 charge_id=r["charge_id"],
                 charge_filter_id=r["charge_filter_id"],
-                grouped_by=tuple(sorted(orjson.loads(r["grouped_by"] or "{}").items())),
+                grouped_by=_groups(r["grouped_by"]),
                 aggregation_type=r["agg"],
                 events_count=r["n"],
                 value_sum=Decimal(r["s"]),
                 value_max=_dec(r["mx"]),
                 latest_value=_dec(r["lv"]),
                 precise_total_amount_cents=Decimal(r["p"]),
+                value_time_sum=Decimal(r["vt"]),
             )
             for r in rows
         ]
+
+    def read_unique(
+        self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
+    ) -> dict[tuple, tuple[int, int]]:
+        """Per (charge, filter, group): values present at the end of the window, and events.
+
+        A value is present when its last operation in the window (by timestamp, then log
+        position) is an add.
+        """
+        rows = self._query(
+            f"SELECT charge_id, charge_filter_id, grouped_by, countIf(last_add = 1) present, "
+            f"sum(n) events FROM (SELECT charge_id, charge_filter_id, grouped_by, value, "
+            f"argMax(latest_add, (latest_timestamp, latest_offset)) last_add, "
+            f"sum(events_count) n FROM {self.database}.unique_rollups "
+            f"WHERE organization_id = {{o:String}} AND subscription_id = {{s:String}} "
+            f"AND bucket_start >= toDateTime(intDiv({{f:Int64}}, 1000), 'UTC') "
+            f"AND bucket_start < toDateTime(intDiv({{t:Int64}}, 1000), 'UTC') "
+            f"GROUP BY charge_id, charge_filter_id, grouped_by, value) "
+            f"GROUP BY charge_id, charge_filter_id, grouped_by",
+            {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
+        ).to_pylist()
+        return {
+            (r["charge_id"], r["charge_filter_id"], _groups(r["grouped_by"])):
+                (r["present"], r["events"])
+            for r in rows
+        }
+
+    def read_event_values(
+        self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
+    ) -> dict[tuple, tuple[Decimal, ...]]:
+        """Per (charge, filter, group): values of percentage charges in event order."""
+        rows = self._query(
+            f"SELECT charge_id, charge_filter_id, grouped_by, "
+            f"arrayMap(x -> toString(x.3), "
+            f"arraySort(groupArray((timestamp, source_offset, value)))) vals "
+            f"FROM {self.database}.event_values "
+            f"WHERE organization_id = {{o:String}} AND subscription_id = {{s:String}} "
+            f"AND timestamp >= fromUnixTimestamp64Milli({{f:Int64}}, 'UTC') "
+            f"AND timestamp < fromUnixTimestamp64Milli({{t:Int64}}, 'UTC') "
+            f"GROUP BY charge_id, charge_filter_id, grouped_by",
+            {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
+        ).to_pylist()
+        return {
+            (r["charge_id"], r["charge_filter_id"], _groups(r["grouped_by"])):
+                tuple(Decimal(v) for v in r["vals"])
+            for r in rows
+        }
 
     def mark_redriven(self, letters: list[dict]) -> None:
         """Record that these dead letters were re-published to the raw topic."""

@@ -8,6 +8,7 @@ their SQL through :class:`sinks.sql_store.SqlStore`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Protocol
 
 import pyarrow as pa
@@ -104,6 +105,16 @@ class Store(Protocol):
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
     ) -> list[UsageAggregate]:
         """Aggregates per (charge, filter, group) for buckets in ``[from_ms, to_ms)``."""
+
+    def read_unique(
+        self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
+    ) -> dict[tuple, tuple[int, int]]:
+        """Per (charge, filter, group): (values present at the window's end, events)."""
+
+    def read_event_values(
+        self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
+    ) -> dict[tuple, tuple[Decimal, ...]]:
+        """Per (charge, filter, group): percentage-charge values in event order."""
 
     def put_catalog_docs(self, docs: list[CatalogDoc]) -> None:
         """Store new versions of catalog resources."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import orjson
 import pyarrow as pa
 
-from aggregation.rollup import RollupKey, RollupState
+from aggregation.rollup import RollupKey, RollupState, UniqueKey, UniqueState
 from enrichment.enricher import EnrichedRow
 from sinks import ddl
 
@@ -89,9 +89,52 @@ def rollups_table(states: Mapping[RollupKey, RollupState], batch_id: str) -> pa.
             "latest_timestamp_ms": pa.array(
                 [max(s.latest_timestamp_ms, 0) for s in values], pa.int64()
             ),
+            "latest_offset": pa.array([max(s.latest_order, 0) for s in values], pa.uint64()),
             "latest_value": [str(s.latest_value) for s in values],
             "precise_total_amount_cents": [str(s.precise_total_amount_cents) for s in values],
+            "value_time_sum": [str(s.value_time_sum) for s in values],
             "batch_id": [batch_id] * len(keys),
+        },
+    )
+
+
+def unique_rollups_table(states: Mapping[UniqueKey, UniqueState], batch_id: str) -> pa.Table:
+    """Wire table for ``unique_rollups``: the last operation per (bucket, value)."""
+    keys = list(states)
+    values = [states[k] for k in keys]
+    return _table(
+        ddl.UNIQUE_ROLLUPS_INSERT,
+        {
+            "organization_id": [k.organization_id for k in keys],
+            "subscription_id": [k.subscription_id for k in keys],
+            "charge_id": [k.charge_id for k in keys],
+            "charge_filter_id": [k.charge_filter_id for k in keys],
+            "grouped_by": [grouped_by_json(k.grouped_by) for k in keys],
+            "value": [k.value for k in keys],
+            "bucket_start_ms": pa.array([k.bucket_start_ms for k in keys], pa.int64()),
+            "events_count": pa.array([s.events_count for s in values], pa.uint64()),
+            "latest_timestamp_ms": pa.array([s.latest_timestamp_ms for s in values], pa.int64()),
+            "latest_offset": pa.array([s.latest_order for s in values], pa.uint64()),
+            "latest_add": pa.array([int(s.latest_add) for s in values], pa.uint8()),
+            "batch_id": [batch_id] * len(keys),
+        },
+    )
+
+
+def event_values_table(rows: Sequence[tuple[EnrichedRow, int]], batch_id: str) -> pa.Table:
+    """Wire table for ``event_values``: each value of a percentage charge, with its position."""
+    return _table(
+        ddl.EVENT_VALUES_INSERT,
+        {
+            "organization_id": [r.event.organization_id for r, _ in rows],
+            "subscription_id": [r.subscription_id for r, _ in rows],
+            "charge_id": [r.charge_id for r, _ in rows],
+            "charge_filter_id": [r.charge_filter_id for r, _ in rows],
+            "grouped_by": [grouped_by_json(r.grouped_by) for r, _ in rows],
+            "timestamp_ms": pa.array([r.event.timestamp_ms for r, _ in rows], pa.int64()),
+            "source_offset": pa.array([o for _, o in rows], pa.uint64()),
+            "value": [str(r.decimal_value) for r, _ in rows],
+            "batch_id": [batch_id] * len(rows),
         },
     )
 

@@ -19,7 +19,15 @@ from typing import Protocol
 
 import orjson
 
-from aggregation.rollup import RollupKey, RollupState, rollup
+from aggregation.rollup import (
+    RollupKey,
+    RollupState,
+    UniqueKey,
+    UniqueState,
+    percentage_rows,
+    rollup,
+    unique_rollup,
+)
 from enrichment.catalog_index import CatalogIndex
 from enrichment.enricher import EnrichedRow, Rejection, enrich
 from schemas.avro import MAGIC_BYTE, AvroDecodeError, decode_confluent, load_schemas
@@ -75,6 +83,8 @@ class BatchResult:
     stored_keys: list[tuple[bytes, RawMessage]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rollups: dict[RollupKey, RollupState] = field(default_factory=dict)
+    unique_rollups: dict[UniqueKey, UniqueState] = field(default_factory=dict)
+    event_values: list[tuple[EnrichedRow, int]] = field(default_factory=list)
     tallies: dict[int, PartitionTally] = field(default_factory=dict)
     sources: list[RawMessage] = field(default_factory=list)  # the message of each row
 
@@ -161,5 +171,8 @@ def process_batch(
         result.rows.extend(outcome)
         result.sources.extend([message] * len(outcome))
         result.stored_keys.append((ident, message))
-    result.rollups = rollup(result.rows)
+    offsets = [m.offset for m in result.sources]
+    result.rollups = rollup(result.rows, offsets)
+    result.unique_rollups = unique_rollup(result.rows, offsets)
+    result.event_values = percentage_rows(result.rows, offsets)
     return result

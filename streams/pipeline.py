@@ -233,9 +233,20 @@ class Pipeline:
             wire.events_table(result.rows, result.sources, now_ms),
             f"{bid}:events",
         )
-        # 4. pre-aggregated usage, what billing reads. Crash after: replay ignored (token).
+        # 4. pre-aggregated usage, what billing reads (one table per kind of state).
+        #    Crash after any of them: its replayed insert is ignored (same token).
         await self._write(
             ddl.ROLLUPS_INSERT, wire.rollups_table(result.rollups, bid), f"{bid}:rollups"
+        )
+        await self._write(
+            ddl.UNIQUE_ROLLUPS_INSERT,
+            wire.unique_rollups_table(result.unique_rollups, bid),
+            f"{bid}:unique",
+        )
+        await self._write(
+            ddl.EVENT_VALUES_INSERT,
+            wire.event_values_table(result.event_values, bid),
+            f"{bid}:values",
         )
         # 5. dead letters (the record of truth for re-drive). Crash after: replay ignored.
         await self._write(

@@ -420,8 +420,9 @@ def test_read_usage_of_hand_built_states(store: SqlStore) -> None:
     key = RollupKey(ORG, EXT_SUB, SUB, "ch_max", "", (("k", "v"),), "metric", "max_agg",
                     bucket(0))
     states = {
-        key: RollupState(2, Decimal("0.000000000001"), Decimal("1e-12"), T0 + 1,
-                         Decimal("0.000000000001"), Decimal(0)),
+        key: RollupState(events_count=2, value_sum=Decimal("0.000000000001"),
+                         value_max=Decimal("1e-12"), latest_timestamp_ms=T0 + 1,
+                         latest_value=Decimal("0.000000000001")),
     }
     store.insert(ddl.ROLLUPS_INSERT, wire.rollups_table(states, "b"), "b:r")
     [usage] = store.read_usage(ORG, SUB, bucket(0), bucket(1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from aggregation.usage_aggregate import UsageAggregate
+from aggregation.units import FeeUsage
 from billing.customer_usage import customer_usage
 from schemas.catalog import parse_billable_metric, parse_customer, parse_plan, parse_subscription
 
@@ -37,8 +37,8 @@ def _catalog():
 
 
 def agg(charge_id, filter_id="", group=(), agg_type="sum_agg", count=0, total="0"):
-    return UsageAggregate(charge_id, filter_id, group, agg_type, count, Decimal(total), None, None,
-                          Decimal(0))
+    units = Decimal(count) if agg_type == "count_agg" else Decimal(total)
+    return FeeUsage(charge_id, filter_id, group, units, count)
 
 
 def test_fees_per_charge_filter_and_group_in_a_zero_decimal_currency():
@@ -52,7 +52,7 @@ def test_fees_per_charge_filter_and_group_in_a_zero_decimal_currency():
         agg(gb.id, gold, (("region", "eu"),), count=3, total="10.01"),
     ]
     usage = customer_usage(customer=customer, subscription=sub, plan=plan, metrics=metrics,
-                           aggregates=aggregates, period_from=NOW, period_to=NOW)
+                           usages=aggregates, period_from=NOW, period_to=NOW)
     charges = {c["billable_metric"]["code"]: c for c in usage["charges_usage"]}
     # package: ceil((26 - 5) / 10) = 3 packages × 100 JPY
     assert charges["calls"]["amount_cents"] == 300
@@ -71,6 +71,6 @@ def test_fees_per_charge_filter_and_group_in_a_zero_decimal_currency():
 def test_charge_without_usage_is_listed_at_zero():
     metrics, plan, sub, customer = _catalog()
     usage = customer_usage(customer=customer, subscription=sub, plan=plan, metrics=metrics,
-                           aggregates=[], period_from=NOW, period_to=NOW)
+                           usages=[], period_from=NOW, period_to=NOW)
     assert [c["amount_cents"] for c in usage["charges_usage"]] == [0, 0]
     assert [c["units"] for c in usage["charges_usage"]] == ["0", "0"]

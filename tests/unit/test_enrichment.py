@@ -70,6 +70,7 @@ def test_enriched_row_fields() -> None:
             charge_id="ch_1",
             charge_filter_id="",
             grouped_by=(),
+            charge_model="standard",
         )
     ]
 

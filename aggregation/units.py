@@ -1,0 +1,96 @@
+"""SPEC §5: units of one (charge, filter, group) over a period, from pre-aggregated states.
+
+What each type reads (all for one subscription, never raw events):
+
+- count / sum / max / latest: the period's bucket states (sum, max, arg-max by position).
+- recurring sum: the period's states plus everything before the period.
+- unique_count: the last operation of each value in the period (recurring: since the start).
+- weighted_sum: the level is 0 (or, recurring, Σ value before the period) at ``from`` and each
+  event adds its value until ``to``, so Σ level × seconds =
+  initial × (to − from) + Σ v × (to − t) = initial × (to − from) + to × Σ v − Σ v × t,
+  and Σ v and Σ v × t are stored per bucket. Divided by (period days × 86400), ceil at 20
+  decimals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+from aggregation.usage_aggregate import UsageAggregate
+
+ZERO = Decimal(0)
+Key = tuple[str, str, tuple[tuple[str, str], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The billed window: ``[from_ms, to_ms)`` and the number of days of the full period."""
+
+    from_ms: int
+    to_ms: int
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeeUsage:
+    """Everything a charge model needs for one (charge, filter bucket, group), before rounding."""
+
+    charge_id: str
+    charge_filter_id: str
+    grouped_by: tuple[tuple[str, str], ...]
+    units: Decimal
+    events_count: int
+    event_values: tuple[Decimal, ...] = ()
+    precise_total_amount_cents: Decimal = ZERO
+
+
+def _seconds(ms: int) -> Decimal:
+    return Decimal(ms).scaleb(-3)
+
+
+def weighted_sum(
+    window: UsageAggregate | None, initial_level: Decimal, period: Period
+) -> Decimal:
+    """Time-weighted level over the period (SPEC §5), ceil to 20 decimals."""
+    with localcontext() as ctx:
+        ctx.prec = 120
+        start, end = _seconds(period.from_ms), _seconds(period.to_ms)
+        area = initial_level * (end - start)
+        if window is not None:
+            area += end * window.value_sum - window.value_time_sum
+        exact = Fraction(area) / (period.days * 86_400)
+    # ceil at 20 decimals in integers: exact whatever the number of digits
+    scaled = -(-exact.numerator * 10**20 // exact.denominator)
+    return Decimal(scaled).scaleb(-20)
+
+
+def units_for(
+    aggregation_type: str,
+    *,
+    recurring: bool,
+    window: UsageAggregate | None,
+    before: UsageAggregate | None,
+    unique_present: int | None,
+    period: Period,
+) -> Decimal:
+    """Units of one key; ``before`` is the state before the period (recurring metrics)."""
+    if aggregation_type == "count_agg":
+        return Decimal(window.events_count if window else 0)
+    if aggregation_type == "sum_agg":
+        total = window.value_sum if window else ZERO
+        if recurring and before is not None:
+            total += before.value_sum
+        return total
+    if aggregation_type == "max_agg":
+        return window.value_max if window and window.value_max is not None else ZERO
+    if aggregation_type == "latest_agg":
+        latest = window.latest_value if window else None
+        return latest if latest is not None and latest > 0 else ZERO
+    if aggregation_type == "unique_count_agg":
+        return Decimal(unique_present or 0)
+    if aggregation_type == "weighted_sum_agg":
+        initial = before.value_sum if recurring and before is not None else ZERO
+        return weighted_sum(window, initial, period)
+    raise ValueError(f"unknown aggregation type {aggregation_type!r}")
