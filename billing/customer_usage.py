@@ -12,6 +12,7 @@ from typing import Any
 from aggregation.units import FeeUsage
 from billing.charge_models import compute_amount
 from billing.currency import amount_cents
+from billing.proration import min_amount_true_up_cents, prorate_min_amount
 from billing.rounding import round_units
 from billing.usage import ChargeUsage
 from schemas.catalog import BillableMetric, Charge, Customer, Plan, Subscription
@@ -89,18 +90,36 @@ def customer_usage(
     usages: Sequence[FeeUsage],
     period_from: datetime,
     period_to: datetime,
+    full_period: tuple[datetime, datetime] | None = None,
+    timezone: str = "UTC",
 ) -> dict[str, Any]:
-    """Lago's ``customer_usage`` object for one subscription and period."""
+    """Lago's ``customer_usage`` object for one subscription and period.
+
+    ``full_period`` is the unclamped period: a charge's ``min_amount_cents`` is prorated by the
+    days of ``[period_from, period_to)`` over its days, and a charge whose fees add up to less
+    gets a true-up (``true_up_fee``), included in the totals.
+    """
     currency = plan.amount_currency
     fees = price_fees(plan, metrics, usages, currency)
     by_charge: dict[str, list[Fee]] = defaultdict(list)
     for fee in fees:
         by_charge[fee.charge.id].append(fee)
-    charges_usage = [
-        _charge_usage(charge_fees, metrics[charge_fees[0].charge.billable_metric_code], currency)
-        for charge_fees in by_charge.values()
-    ]
-    total = sum(f.amount_cents for f in fees)
+    full_from, full_to = full_period or (period_from, period_to)
+    charges_usage = []
+    total = 0
+    for charge_fees in by_charge.values():
+        charge = charge_fees[0].charge
+        entry = _charge_usage(charge_fees, metrics[charge.billable_metric_code], currency)
+        true_up = min_amount_true_up_cents(
+            entry["amount_cents"],
+            charge.min_amount_cents,
+            prorate_min_amount(charge.min_amount_cents, period_from, period_to, full_from,
+                               full_to, timezone=timezone),
+        )
+        entry["min_amount_cents"] = charge.min_amount_cents
+        entry["true_up_fee"] = {"amount_cents": true_up} if true_up else None
+        total += entry["amount_cents"] + true_up
+        charges_usage.append(entry)
     return {
         "from_datetime": _iso(period_from),
         "to_datetime": _iso(period_to),

@@ -106,6 +106,8 @@ class UsageService:
             usages=usages,
             period_from=period_from,
             period_to=period_to,
+            full_period=(full_from, full_to),
+            timezone=customer.timezone if customer else "UTC",
         )
 
     def fee_usages(

@@ -74,3 +74,35 @@ def test_charge_without_usage_is_listed_at_zero():
                            usages=[], period_from=NOW, period_to=NOW)
     assert [c["amount_cents"] for c in usage["charges_usage"]] == [0, 0]
     assert [c["units"] for c in usage["charges_usage"]] == ["0", "0"]
+
+
+def test_min_amount_true_up_is_prorated_by_days_and_added_to_the_total():
+    metrics, _plan, sub, customer = _catalog()
+    plan = parse_plan({
+        "code": "m", "interval": "monthly", "amount_currency": "EUR",
+        "charges": [{"billable_metric_code": "calls", "charge_model": "standard",
+                     "properties": {"amount": "1"}, "min_amount_cents": 3000}],
+    }, ORG)
+    calls = plan.charges[0]
+    full = (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    usages = [agg(calls.id, agg_type="count_agg", count=4)]  # 4 × 1.00 EUR = 400 cents
+
+    # whole month: true-up 3000 - 400 = 2600
+    whole = customer_usage(customer=customer, subscription=sub, plan=plan, metrics=metrics,
+                           usages=usages, period_from=full[0], period_to=full[1],
+                           full_period=full)
+    assert whole["charges_usage"][0]["true_up_fee"] == {"amount_cents": 2600}
+    assert whole["amount_cents"] == 3000
+
+    # started Nov 21: 10 of 30 days → minimum 1000, true-up 600
+    late = customer_usage(customer=customer, subscription=sub, plan=plan, metrics=metrics,
+                          usages=usages, period_from=datetime(2026, 11, 21, tzinfo=UTC),
+                          period_to=full[1], full_period=full)
+    assert late["charges_usage"][0]["true_up_fee"] == {"amount_cents": 600}
+    assert late["amount_cents"] == 1000
+
+    # above the minimum: no true-up
+    busy = customer_usage(customer=customer, subscription=sub, plan=plan, metrics=metrics,
+                          usages=[agg(calls.id, agg_type="count_agg", count=45)],
+                          period_from=full[0], period_to=full[1], full_period=full)
+    assert busy["charges_usage"][0]["true_up_fee"] is None and busy["amount_cents"] == 4500
