@@ -15,6 +15,7 @@ What each type reads (all for one subscription, never raw events):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
@@ -94,3 +95,21 @@ def units_for(
         initial = before.value_sum if recurring and before is not None else ZERO
         return weighted_sum(window, initial, period)
     raise ValueError(f"unknown aggregation type {aggregation_type!r}")
+
+
+def prorated_sum(
+    carried: Decimal, daily: list[tuple[date, Decimal]], first_day: date, last_day: date,
+    full_days: int,
+) -> Decimal:
+    """Units of a prorated recurring sum (Lago's prorated charges), unrounded.
+
+    The level carried into the period counts for the days the subscription is in the period
+    (``first_day`` .. ``last_day``); a value added on day d counts from d to ``last_day``
+    inclusive. Each is divided by the full period's days.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 120
+        total = carried * ((last_day - first_day).days + 1)
+        for day, value in daily:
+            total += value * ((last_day - day).days + 1)
+        return total / full_days

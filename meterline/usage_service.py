@@ -6,12 +6,13 @@ This is also the Python entry point for billing jobs: :meth:`UsageService.usage`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aggregation.rollup import BUCKET_MS, bucket_start_ms
-from aggregation.units import FeeUsage, Period, units_for
+from aggregation.units import FeeUsage, Period, prorated_sum, units_for
 from aggregation.usage_aggregate import UsageAggregate
 from billing import billing_period_bounds, period_days
 from billing.customer_usage import customer_usage
@@ -97,7 +98,10 @@ class UsageService:
             for (org, code), metric in index.metrics.items()
             if org == organization_id
         }
-        usages = self.fee_usages(organization_id, sub.id, plan, metrics, from_ms, to_ms, period)
+        timezone = customer.timezone if customer else "UTC"
+        usages = self.fee_usages(
+            organization_id, sub.id, plan, metrics, from_ms, to_ms, period, timezone=timezone
+        )
         return customer_usage(
             customer=customer,
             subscription=sub,
@@ -119,6 +123,8 @@ class UsageService:
         from_ms: int,
         to_ms: int,
         period: Period,
+        *,
+        timezone: str = "UTC",
     ) -> list[FeeUsage]:
         """Read the pre-aggregated states each charge's aggregation type needs, as fee usages."""
         charge_metric = {
@@ -126,6 +132,15 @@ class UsageService:
             for c in plan.charges
             if c.billable_metric_code in metrics
         }
+        prorated = {
+            c.id for c in plan.charges
+            if c.prorated and c.id in charge_metric
+            and charge_metric[c.id].aggregation_type == "sum_agg" and charge_metric[c.id].recurring
+        }
+        daily = (
+            self.store.read_daily_sums(organization_id, subscription_id, from_ms, to_ms, timezone)
+            if prorated else {}
+        )
         kinds = {(m.aggregation_type, m.recurring) for m in charge_metric.values()}
         needs_before = any(rec for agg, rec in kinds if agg in ("sum_agg", "weighted_sum_agg"))
         window = _by_key(self.store.read_usage(organization_id, subscription_id, from_ms, to_ms))
@@ -155,10 +170,21 @@ class UsageService:
             if key not in window and not carried:
                 continue  # e.g. a non-recurring key seen only before the period
             win = window.get(key)
-            units = units_for(
-                agg, recurring=recurring, window=win, before=before.get(key),
-                unique_present=unique.get(recurring, {}).get(key, (0, 0))[0], period=period,
-            )
+            if key[0] in prorated:
+                carried = before[key].value_sum if key in before else Decimal(0)
+                units = prorated_sum(
+                    carried,
+                    [(date.fromisoformat(d), v) for d, v in daily.get(key, [])],
+                    _local_day(period.from_ms, timezone),
+                    _local_day(period.to_ms - 1, timezone),
+                    period.days,
+                )
+            else:
+                units = units_for(
+                    agg, recurring=recurring, window=win, before=before.get(key),
+                    unique_present=unique.get(recurring, {}).get(key, (0, 0))[0],
+                    period=period,
+                )
             usages.append(
                 FeeUsage(
                     charge_id=key[0],
@@ -173,6 +199,10 @@ class UsageService:
                 )
             )
         return usages
+
+
+def _local_day(ms: int, timezone: str) -> date:
+    return datetime.fromtimestamp(ms / 1000, UTC).astimezone(ZoneInfo(timezone)).date()
 
 
 def _by_key(aggregates: list[UsageAggregate]) -> dict[tuple, UsageAggregate]:

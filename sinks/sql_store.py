@@ -165,6 +165,28 @@ class SqlStore(abc.ABC):
             for r in rows
         ]
 
+    def read_daily_sums(
+        self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int,
+        timezone: str,
+    ) -> dict[tuple, list[tuple[str, Decimal]]]:
+        """Per (charge, filter, group): Σ value per local day (``timezone``), for proration."""
+        rows = self._query(
+            f"SELECT charge_id, charge_filter_id, grouped_by, "
+            f"toString(toDate(bucket_start, {{tz:String}})) day, toString(sum(value_sum)) s "
+            f"FROM {self.database}.usage_rollups "
+            f"WHERE organization_id = {{o:String}} AND subscription_id = {{s:String}} "
+            f"AND bucket_start >= toDateTime(intDiv({{f:Int64}}, 1000), 'UTC') "
+            f"AND bucket_start < toDateTime(intDiv({{t:Int64}}, 1000), 'UTC') "
+            f"GROUP BY charge_id, charge_filter_id, grouped_by, day ORDER BY day",
+            {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms,
+             "tz": timezone},
+        ).to_pylist()
+        out: dict[tuple, list[tuple[str, Decimal]]] = {}
+        for r in rows:
+            key = (r["charge_id"], r["charge_filter_id"], _groups(r["grouped_by"]))
+            out.setdefault(key, []).append((r["day"], Decimal(r["s"])))
+        return out
+
     def read_unique(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
     ) -> dict[tuple, tuple[int, int]]:

@@ -106,6 +106,12 @@ class Store(Protocol):
     ) -> list[UsageAggregate]:
         """Aggregates per (charge, filter, group) for buckets in ``[from_ms, to_ms)``."""
 
+    def read_daily_sums(
+        self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int,
+        timezone: str,
+    ) -> dict[tuple, list[tuple[str, Decimal]]]:
+        """Per (charge, filter, group): (local ISO date, Σ value) per day, for proration."""
+
     def read_unique(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
     ) -> dict[tuple, tuple[int, int]]:
