@@ -63,3 +63,18 @@ def test_no_subscription_letters_are_redriven_after_the_subscription_exists(
     assert pending[0]["source_offset"] != invalid["source_offset"]
     everything = json.loads(cli(stack, "dead-letters", "list", "--all", "--json"))
     assert len(everything) == 5
+
+
+def test_usage_command_prints_priced_usage_of_a_subscription(stack_factory, kafka_bootstrap):
+    stack = stack_factory().start()
+    stack.client.post("/api/v1/meterline/catalog", {"catalog": CATALOG})
+    produce(kafka_bootstrap, stack.topic, [event(f"u-{i}", "calls") for i in range(12)])
+    stack.wait_consumed(12)
+    table = cli(stack, "usage", "--subscription", "s1")
+    # 10 × 1.00 + (2 + 2 × 0.50) = 13.00 EUR
+    assert "calls (graduated)" in table and "13.00 EUR" in table
+    doc = json.loads(cli(stack, "usage", "--subscription", "s1", "--json"))
+    assert doc["customer_usage"]["amount_cents"] == 1300
+    previous = json.loads(cli(stack, "usage", "--subscription", "s1", "--period", "-1",
+                              "--json"))
+    assert previous["customer_usage"]["amount_cents"] == 0
