@@ -89,6 +89,7 @@ class Api:
         usage: UsageService,
         publisher: EventPublisher,
         status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        reconcile: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         max_batch_events: int = 100,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ):
@@ -97,6 +98,7 @@ class Api:
         self.usage_service = usage
         self.publisher = publisher
         self.status_provider = status
+        self.reconcile_provider = reconcile
         self.max_batch_events = max_batch_events
         self.clock_ms = clock_ms
 
@@ -207,3 +209,9 @@ class Api:
         if self.status_provider is None:
             return ApiResponse(200, {})
         return ApiResponse(200, await self.status_provider())
+
+    async def reconcile(self) -> ApiResponse:
+        """``GET /api/v1/meterline/reconcile``: manifest counts checked against stored rows."""
+        if self.reconcile_provider is None:
+            return error(503, "not_available")
+        return ApiResponse(200, await self.reconcile_provider())

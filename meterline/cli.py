@@ -128,6 +128,48 @@ def usage(subscription: str, period_index: int, as_json: bool, url: str | None,
         click.echo(usage_table([result["customer_usage"]]))
 
 
+@main.command()
+@click.option("--url")
+@click.option("--api-key")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+@click.option("--offline", is_flag=True,
+              help="read the store directly (the stack must not be running)")
+@click.option("--json", "as_json", is_flag=True)
+def reconcile(url, api_key, data_dir, offline, as_json) -> None:
+    """Check consumed = stored + duplicates + dead letters per partition; exit 1 if not."""
+    from meterline.client import ApiError
+
+    if offline:
+        from aggregation.reconciliation import reconcile_report
+        from sinks import open_store
+
+        settings = _settings(data_dir=data_dir)
+        store = open_store(clickhouse_url=settings.clickhouse_url, data_dir=settings.data_dir,
+                           database=settings.clickhouse_database)
+        try:
+            report = reconcile_report(store.reconcile())
+        finally:
+            store.close()
+    else:
+        try:
+            report = _client(url, api_key, data_dir).get("/api/v1/meterline/reconcile")
+        except ApiError as exc:
+            raise click.ClickException(json.dumps(exc.body)) from exc
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+    else:
+        for p in report["partitions"]:
+            state = "ok" if not p["problems"] else "; ".join(p["problems"])
+            click.echo(
+                f"{p['topic']}[{p['partition']}] epoch {p['log_epoch']}: consumed "
+                f"{p['consumed']} = stored {p['stored']} + duplicates {p['duplicates']} + "
+                f"dead letters {p['dead_letters']}  {state}"
+            )
+        click.echo(f"totals: {report['totals']}  {'OK' if report['ok'] else 'MISMATCH'}")
+    if not report["ok"]:
+        sys.exit(1)
+
+
 @main.group("dead-letters")
 def dead_letters() -> None:
     """Inspect and re-drive dead letters of a running stack."""

@@ -81,7 +81,8 @@ EVENTS = Table(
     ingested_at DateTime64(3, 'UTC'),
     source_topic LowCardinality(String),
     source_partition UInt32,
-    source_offset UInt64
+    source_offset UInt64,
+    batch_id String
 ) ENGINE = MergeTree
 ORDER BY (organization_id, external_subscription_id, code, timestamp)
 SETTINGS {_DEDUP}""",
@@ -253,7 +254,7 @@ EVENTS_INSERT = InsertSpec(
         "customer_id", "code", "aggregation_type", "transaction_id", "timestamp", "value",
         "decimal_value", "charge_id", "charge_filter_id", "grouped_by",
         "precise_total_amount_cents", "properties", "ingested_at", "source_topic",
-        "source_partition", "source_offset",
+        "source_partition", "source_offset", "batch_id",
     ),
     wire_columns=(
         ("organization_id", "String"), ("external_subscription_id", "String"),
@@ -264,7 +265,7 @@ EVENTS_INSERT = InsertSpec(
         ("charge_filter_id", "String"), ("grouped_by_json", "String"),
         ("precise_total_amount_cents", "Nullable(String)"), ("properties", "String"),
         ("ingested_at_ms", "Int64"), ("source_topic", "String"), ("source_partition", "UInt32"),
-        ("source_offset", "UInt64"),
+        ("source_offset", "UInt64"), ("batch_id", "String"),
     ),
     select=(
         "organization_id", "external_subscription_id", "subscription_id", "plan_id",
@@ -277,7 +278,7 @@ EVENTS_INSERT = InsertSpec(
         "if(isNull(precise_total_amount_cents), NULL, "
         "toDecimal128(assumeNotNull(precise_total_amount_cents), 12))", "properties",
         "fromUnixTimestamp64Milli(ingested_at_ms, 'UTC')", "source_topic", "source_partition",
-        "source_offset",
+        "source_offset", "batch_id",
     ),
 )
 

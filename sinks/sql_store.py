@@ -132,6 +132,35 @@ class SqlStore(abc.ABC):
             for r in rows
         ]
 
+    def reconcile(self) -> list[dict]:
+        """Per (log epoch, topic, partition): the manifest's counts and the tables' own counts.
+
+        Stored and dead-lettered counts are recounted from the ``events`` and ``dead_letters``
+        rows of committed batches, independently of the counters the manifest holds.
+        """
+        db = self.database
+        return self._query(
+            f"WITH done AS (SELECT batch_id, log_epoch, topic, partition, from_offset, "
+            f"to_offset, consumed, stored, duplicates, dead_letters FROM {db}.batches "
+            f"WHERE state = 'done'), "
+            f"ev AS (SELECT batch_id, source_partition AS partition, "
+            f"uniqExact(source_offset) AS n FROM {db}.events "
+            f"WHERE batch_id IN (SELECT batch_id FROM done) GROUP BY batch_id, partition), "
+            f"dl AS (SELECT batch_id, source_partition AS partition, count() AS n "
+            f"FROM {db}.dead_letters WHERE batch_id IN (SELECT batch_id FROM done) "
+            f"GROUP BY batch_id, partition) "
+            f"SELECT d.log_epoch AS log_epoch, d.topic AS topic, d.partition AS partition, "
+            f"sum(d.consumed) AS consumed, sum(d.stored) AS stored, "
+            f"sum(d.duplicates) AS duplicates, sum(d.dead_letters) AS dead_letters, "
+            f"sum(ev.n) AS stored_rows, sum(dl.n) AS dead_letter_rows, "
+            f"min(d.from_offset) AS first_offset, max(d.to_offset) AS last_offset, "
+            f"count() AS batches "
+            f"FROM done AS d "
+            f"LEFT JOIN ev ON ev.batch_id = d.batch_id AND ev.partition = d.partition "
+            f"LEFT JOIN dl ON dl.batch_id = d.batch_id AND dl.partition = d.partition "
+            f"GROUP BY log_epoch, topic, partition ORDER BY log_epoch, topic, partition"
+        ).to_pylist()
+
     # --- usage ---------------------------------------------------------------------------------
     def read_usage(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int

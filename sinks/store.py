@@ -101,6 +101,9 @@ class Store(Protocol):
     def partition_counts(self, log_epoch: str | None = None) -> list[PartitionCounts]:
         """Reconciliation counters per (topic, partition) of committed batches."""
 
+    def reconcile(self) -> list[dict]:
+        """Per (log epoch, topic, partition): manifest counts and counts recounted from rows."""
+
     def read_usage(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
     ) -> list[UsageAggregate]:

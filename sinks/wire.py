@@ -21,7 +21,9 @@ def grouped_by_json(pairs: tuple[tuple[str, str], ...]) -> str:
     return orjson.dumps(dict(pairs), option=orjson.OPT_SORT_KEYS).decode() if pairs else "{}"
 
 
-def events_table(rows: Sequence[EnrichedRow], sources: Sequence, ingested_at_ms: int) -> pa.Table:
+def events_table(
+    rows: Sequence[EnrichedRow], sources: Sequence, ingested_at_ms: int, batch_id: str = ""
+) -> pa.Table:
     """Wire table for ``events``: one row per enriched row; ``sources`` are their messages."""
     events = [r.event for r in rows]
     return _table(
@@ -61,6 +63,7 @@ def events_table(rows: Sequence[EnrichedRow], sources: Sequence, ingested_at_ms:
             "source_topic": [m.topic for m in sources],
             "source_partition": pa.array([m.partition for m in sources], pa.uint32()),
             "source_offset": pa.array([m.offset for m in sources], pa.uint64()),
+            "batch_id": [batch_id] * len(rows),
         },
     )
 

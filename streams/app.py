@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import faust
 import mode
 
+from aggregation.reconciliation import reconcile_report
 from meterline.api import Api
 from meterline.catalog_service import CatalogService
 from meterline.dead_letter_api import DeadLetterApi
@@ -26,6 +28,7 @@ from streams.producer import KafkaEventPublisher
 from streams.web import register_routes
 
 log = logging.getLogger("meterline.app")
+EXIT_PIPELINE_FAILED = 70
 
 
 @dataclasses.dataclass
@@ -104,12 +107,16 @@ def build_app(
                               for c in counts),
         }
 
+    async def reconcile() -> dict[str, Any]:
+        return reconcile_report(await asyncio.to_thread(store.reconcile))
+
     api = Api(
         api_keys=lambda: {org.api_key: org.id for org in store.organizations()},
         catalog=catalog,
         usage=usage,
         publisher=publisher,
         status=status,
+        reconcile=reconcile,
         max_batch_events=settings.max_batch_events,
     )
     dead_letters = DeadLetterApi(
@@ -159,7 +166,14 @@ def build_app(
         async def _run(self) -> None:
             await runtime.ready.wait()
             assert runtime.pipeline is not None
-            await runtime.pipeline.run()
+            try:
+                await runtime.pipeline.run()
+            except Exception:
+                # Crash-and-restart: never keep serving with a dead pipeline. Whatever batch
+                # was in hand is replayed by the next start (see Pipeline.commit_batch).
+                log.exception("the pipeline failed; exiting so the supervisor restarts us")
+                logging.shutdown()
+                os._exit(EXIT_PIPELINE_FAILED)
 
         async def on_stop(self) -> None:
             if runtime.pipeline is not None:

@@ -36,6 +36,7 @@ from schemas.event import UsageEvent, parse_event
 from sinks.store import LogPosition
 
 INVALID_JSON = "invalid_json"
+PROCESSING_ERROR = "processing_error"  # an unexpected failure on one message (a bug)
 INVALID_AVRO = "invalid_avro"
 INVALID_EVENT = "invalid_event"
 
@@ -140,7 +141,10 @@ def process_batch(
         tally.to_offset = max(tally.to_offset, message.offset)
         tally.from_offset = min(tally.from_offset, message.offset)
         tally.consumed += 1
-        parsed = decode(message)
+        try:
+            parsed = decode(message)
+        except Exception as exc:  # a poison message: reject it, never block the partition
+            parsed = DeadLetter(message, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
         if isinstance(parsed, DeadLetter):
             result.dead_letters.append(parsed)
             tally.dead_letters += 1
@@ -160,7 +164,10 @@ def process_batch(
         if ident in stored_here or earlier:
             tally.duplicates += 1
             continue
-        outcome = enrich(event, index)
+        try:
+            outcome = enrich(event, index)
+        except Exception as exc:  # a poison message: reject it, never block the partition
+            outcome = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
         if isinstance(outcome, Rejection):
             result.dead_letters.append(DeadLetter(message, outcome.code, outcome.message, event))
             tally.dead_letters += 1

@@ -230,7 +230,7 @@ class Pipeline:
         # 3. enriched events. Crash after: replayed insert ignored (same token).
         await self._write(
             ddl.EVENTS_INSERT,
-            wire.events_table(result.rows, result.sources, now_ms),
+            wire.events_table(result.rows, result.sources, now_ms, bid),
             f"{bid}:events",
         )
         # 4. pre-aggregated usage, what billing reads (one table per kind of state).

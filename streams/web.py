@@ -97,6 +97,11 @@ def register_routes(
 
             return await guarded(self, request, handler, needs_body=True)
 
+    @app.page("/api/v1/meterline/reconcile")
+    class Reconcile(View):
+        async def get(self, request: Request) -> Response:
+            return await guarded(self, request, lambda org, _b: api.reconcile(), needs_body=False)
+
     @app.page("/api/v1/meterline/status")
     class Status(View):
         async def get(self, request: Request) -> Response:

@@ -326,3 +326,20 @@ def test_rollup_sums_exactly(
     assert (state.events_count, state.value_sum, state.value_max) == (
         len(amounts), expected_sum, expected_max
     )
+
+
+def test_a_message_that_breaks_enrichment_is_dead_lettered_not_raised(monkeypatch):
+    import streams.batch as batch_module
+
+    def explode(event, index):
+        if event.transaction_id == "poison":
+            raise ZeroDivisionError("bug")
+        return real_enrich(event, index)
+
+    real_enrich = batch_module.enrich
+    monkeypatch.setattr(batch_module, "enrich", explode)
+    messages = [msg(0, payload("poison")), msg(1, payload("fine"))]
+    result = run(messages)
+    assert [d.code for d in result.dead_letters] == ["processing_error"]
+    assert "ZeroDivisionError" in result.dead_letters[0].reason
+    assert result.tallies[0].stored == 1

@@ -160,4 +160,4 @@ def test_batch_insert_tables_keep_a_dedup_window(name: str) -> None:
 
 def test_events_columns_are_the_expected_ones() -> None:
     assert table_columns(ddl.EVENTS) == list(ddl.EVENTS_INSERT.columns)
-    assert len(table_columns(ddl.EVENTS)) == 20
+    assert len(table_columns(ddl.EVENTS)) == 21  # SPEC §3 enriched row + source position + batch id
