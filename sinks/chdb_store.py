@@ -1,7 +1,8 @@
 """The store on chdb: the ClickHouse engine in-process, on a data directory.
 
 One process may open a data directory at a time (chdb locks it); one session is shared by
-every thread of that process.
+every thread of that process, one query at a time: two concurrent queries, one of them reading
+a ``Python()`` table, were seen to deadlock inside chdb, so every call holds ``_lock``.
 """
 
 from __future__ import annotations
@@ -32,15 +33,16 @@ class ChdbStore(SqlStore):
                 f"it? chdb allows one process per directory): {exc}"
             ) from exc
         self._closed = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def _run(self, sql: str, fmt: str, params: dict | None, **frame: object) -> object:
-        if self._closed:
-            raise StoreError("store is closed")
-        try:
-            return self._session.query(sql, fmt, params=params or None)
-        except Exception as exc:
-            raise StoreError(str(exc)) from exc
+        with self._lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            try:
+                return self._session.query(sql, fmt, params=params or None)
+            except Exception as exc:
+                raise StoreError(str(exc)) from exc
 
     def _query(self, sql: str, params: dict | None = None) -> pa.Table:
         return self._run(sql, "ArrowTable", params)  # type: ignore[return-value]
@@ -56,22 +58,24 @@ class ChdbStore(SqlStore):
         if token:
             sql += " SETTINGS insert_deduplication_token = {token:String}"
             params = {"token": token}
-        if self._closed:
-            raise StoreError("store is closed")
-        try:
-            self._session.query(sql, "CSV", params=params)
-        except Exception as exc:
-            raise StoreError(f"insert into {spec.table} failed: {exc}") from exc
+        with self._lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            try:
+                self._session.query(sql, "CSV", params=params)
+            except Exception as exc:
+                raise StoreError(f"insert into {spec.table} failed: {exc}") from exc
 
     def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
         key_table = pa.table({"identity": pa.array(keys, pa.binary(16))})  # noqa: F841
         full_sql = sql.replace("{keys}", "Python(key_table)")
-        if self._closed:
-            raise StoreError("store is closed")
-        try:
-            return self._session.query(full_sql, "ArrowTable", params=params)
-        except Exception as exc:
-            raise StoreError(str(exc)) from exc
+        with self._lock:
+            if self._closed:
+                raise StoreError("store is closed")
+            try:
+                return self._session.query(full_sql, "ArrowTable", params=params)
+            except Exception as exc:
+                raise StoreError(str(exc)) from exc
 
     def close(self) -> None:
         """Close the session and release the data directory lock."""

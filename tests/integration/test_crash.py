@@ -15,7 +15,7 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.workload import catalog, check_usage, make_workload
+from tests.integration.workload import catalog, check_usage, make_workload, usage_over_http
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack_factory, kafk
         "dead_letters": 0,
     }
     assert sum(p["consumed"] for p in status["partitions"]) == total
-    check_usage(stack.client, workload.expected, SUBSCRIPTIONS)
+    check_usage(usage_over_http(stack.client), workload.expected, SUBSCRIPTIONS)
     if KILLS >= 10:  # with this many kills, some land between a batch's first and last write
         logs = "".join(p.read_text(errors="replace") for p in stack.data_dir.glob("stack-*.log"))
         assert "replaying unfinished batch" in logs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -96,13 +97,18 @@ def make_workload(
     return Workload(messages, expected)
 
 
-def check_usage(client, expected: Expected, subscriptions: int) -> None:
+def usage_over_http(client) -> Callable[[int], dict]:
+    """Current usage of subscription ``s<i>`` through the HTTP API."""
+    return lambda i: client.get(
+        f"/api/v1/customers/c{i}/current_usage?external_subscription_id=s{i}"
+    )["customer_usage"]
+
+
+def check_usage(usage_of: Callable[[int], dict], expected: Expected, subscriptions: int) -> None:
     """Every subscription's current usage equals the expected totals, exactly."""
     for i in range(subscriptions):
         sub = f"s{i}"
-        usage = client.get(
-            f"/api/v1/customers/c{i}/current_usage?external_subscription_id={sub}"
-        )["customer_usage"]
+        usage = usage_of(i)
         charges = {c["billable_metric"]["code"]: c for c in usage["charges_usage"]}
         assert charges["calls"]["events_count"] == expected.calls.get(sub, 0), sub
         assert Decimal(charges["gb"]["units"]) == expected.gb.get(sub, Decimal(0)), sub
