@@ -25,8 +25,10 @@ test-unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The crash test with 1M events and 100 kills (the default suite runs 200k and 20).
 soak: $(STAMP)
-	METERLINE_SOAK=1 $(BIN)/pytest -q -m slow
+	METERLINE_CRASH_EVENTS=1000000 METERLINE_CRASH_KILLS=100 \
+		$(BIN)/pytest -q tests/integration/test_crash.py
 
 clean:
 	rm -rf $(VENV) .meterline .demo-data .pytest_cache .ruff_cache

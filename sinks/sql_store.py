@@ -132,6 +132,17 @@ class SqlStore(abc.ABC):
             for r in rows
         ]
 
+    def dedup_index_stats(self) -> dict:
+        """Keys in the dedup index and their size on disk (the worker holds none in memory)."""
+        row = self._query(
+            "SELECT sum(rows) AS keys, sum(bytes_on_disk) AS bytes FROM system.parts "
+            "WHERE database = {db:String} AND table = 'dedup_keys' AND active",
+            {"db": self.database},
+        ).to_pylist()[0]
+        keys, size = int(row["keys"] or 0), int(row["bytes"] or 0)
+        return {"keys": keys, "bytes_on_disk": size,
+                "bytes_per_key": round(size / keys, 2) if keys else None}
+
     def reconcile(self) -> list[dict]:
         """Per (log epoch, topic, partition): the manifest's counts and the tables' own counts.
 

@@ -101,6 +101,9 @@ class Store(Protocol):
     def partition_counts(self, log_epoch: str | None = None) -> list[PartitionCounts]:
         """Reconciliation counters per (topic, partition) of committed batches."""
 
+    def dedup_index_stats(self) -> dict:
+        """``keys``, ``bytes_on_disk`` and ``bytes_per_key`` of the dedup index."""
+
     def reconcile(self) -> list[dict]:
         """Per (log epoch, topic, partition): manifest counts and counts recounted from rows."""
 

@@ -108,7 +108,9 @@ def build_app(
         }
 
     async def reconcile() -> dict[str, Any]:
-        return reconcile_report(await asyncio.to_thread(store.reconcile))
+        report = reconcile_report(await asyncio.to_thread(store.reconcile))
+        report["dedup_index"] = await asyncio.to_thread(store.dedup_index_stats)
+        return report
 
     api = Api(
         api_keys=lambda: {org.api_key: org.id for org in store.organizations()},

@@ -62,6 +62,9 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack_factory, kafk
         "dead_letters": 0,
     }
     assert sum(p["consumed"] for p in status["partitions"]) == total
+    dedup = report["dedup_index"]
+    assert dedup["keys"] == workload.expected.unique  # one key per stored event, no more
+    print(f"dedup index: {dedup}")  # reported in the README (bytes per key on disk)
     check_usage(usage_over_http(stack.client), workload.expected, SUBSCRIPTIONS)
     if KILLS >= 10:  # with this many kills, some land between a batch's first and last write
         logs = "".join(p.read_text(errors="replace") for p in stack.data_dir.glob("stack-*.log"))
