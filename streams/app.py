@@ -11,6 +11,7 @@ from typing import Any
 
 import faust
 import mode
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aggregation.reconciliation import reconcile_report
 from meterline.api import Api
@@ -23,6 +24,7 @@ from sinks.store import Store
 from streams.catalog_topic import TOPIC_CONFIG as CATALOG_TOPIC_CONFIG
 from streams.catalog_topic import CatalogTopic
 from streams.kafka import client_options, cluster_id, ensure_topics
+from streams.metrics import Metrics
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.producer import KafkaEventPublisher
 from streams.web import register_routes
@@ -38,6 +40,7 @@ class Runtime:
     pipeline: Pipeline | None = None
     publisher: KafkaEventPublisher | None = None
     catalog_topic: CatalogTopic | None = None
+    metrics: Metrics | None = None
     ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
 
 
@@ -89,6 +92,8 @@ def build_app(
         producer_acks=-1,
     )
     runtime = Runtime()
+    metrics = Metrics()
+    runtime.metrics = metrics
     kafka = kafka_options_for(settings, bootstrap_servers)
     usage = UsageService(store, lambda: catalog.index)
     publisher = KafkaEventPublisher(kafka, settings.raw_topic)
@@ -159,6 +164,7 @@ def build_app(
                 kafka_options=kafka,
                 log_epoch=epoch,
                 catalog=lambda: catalog.index,
+                metrics=metrics,
             )
             await runtime.pipeline.start()
             runtime.ready.set()
@@ -185,4 +191,22 @@ def build_app(
             await publisher.stop()
 
     app.service(PipelineService)
+
+    @app.timer(interval=settings.reconcile_interval_seconds)
+    async def refresh_gauges() -> None:
+        """Reconciliation and catalog gauges (reconciling reads the tables: not per scrape)."""
+        metrics.catalog_version.set(catalog.version)
+        report = await reconcile()
+        for p in report["partitions"]:
+            metrics.reconciliation_mismatch.labels(p["topic"], str(p["partition"])).set(
+                1 if p["problems"] else 0
+            )
+
+    @app.page("/metrics")
+    class PrometheusMetrics(faust.web.View):
+        async def get(self, request: faust.web.Request) -> faust.web.Response:
+            return self.bytes(
+                generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+            )
+
     return app, runtime

@@ -24,6 +24,7 @@ from enrichment.catalog_index import CatalogIndex
 from sinks import ddl, wire
 from sinks.store import Store, StoreError
 from streams.batch import BatchResult, RawMessage, process_batch
+from streams.metrics import Metrics
 
 log = logging.getLogger("meterline.pipeline")
 
@@ -103,6 +104,7 @@ class Pipeline:
         log_epoch: str,
         catalog: Callable[[], CatalogIndex],
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ):
         self.config = config
         self.store = store
@@ -111,6 +113,7 @@ class Pipeline:
         self.catalog = catalog
         self.clock = clock
         self.stats = PipelineStats()
+        self.metrics = metrics or Metrics()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
@@ -193,7 +196,9 @@ class Pipeline:
             return
         messages = [m for p in sorted(self._pending) for m in self._pending[p]]
         self._pending.clear()
+        started = time.perf_counter()
         prepared = await asyncio.to_thread(self.prepare, messages)
+        self.metrics.step_seconds.labels("process").observe(time.perf_counter() - started)
         await self.commit_batch(prepared, commit_kafka=True)
 
     # --- the batch -----------------------------------------------------------------------------
@@ -262,6 +267,7 @@ class Pipeline:
         await self._write_marker(bid, "done", result, now_ms)
         # 8. Kafka offsets, for lag monitoring only. Crash before: the manifest wins on restart.
         if commit_kafka and self._consumer is not None:
+            started = time.perf_counter()
             offsets = {
                 TopicPartition(topic, p): t.to_offset + 1 for p, t in result.tallies.items()
             }
@@ -269,6 +275,7 @@ class Pipeline:
                 await self._consumer.commit(offsets)
             except Exception as exc:  # a revoked partition; the manifest already holds it
                 log.warning("kafka offset commit skipped: %s", exc)
+            self.metrics.step_seconds.labels("commit").observe(time.perf_counter() - started)
         self._count(result)
 
     async def _write_marker(
@@ -285,6 +292,15 @@ class Pipeline:
         stats = self.stats
         stats.batches += 1
         stats.last_batch_at = self.clock()
+        messages = self.metrics.messages
+        topic = self.config.topic
+        for partition, tally in result.tallies.items():
+            p = str(partition)
+            messages.labels(topic, p, "consumed").inc(tally.consumed)
+            messages.labels(topic, p, "stored").inc(tally.stored)
+            messages.labels(topic, p, "duplicate").inc(tally.duplicates)
+            messages.labels(topic, p, "dead_letter").inc(tally.dead_letters)
+            self.metrics.batch_size.observe(tally.consumed)
         for tally in result.tallies.values():
             stats.consumed += tally.consumed
             stats.stored += tally.stored
@@ -292,10 +308,15 @@ class Pipeline:
             stats.dead_letters += tally.dead_letters
         for letter in result.dead_letters:
             stats.by_reason[letter.code] = stats.by_reason.get(letter.code, 0) + 1
+            self.metrics.dead_letters.labels(letter.code).inc()
 
     async def _write(self, spec: ddl.InsertSpec, table: Any, token: str) -> None:
+        started = time.perf_counter()
         await asyncio.to_thread(self._retry_sync, f"insert {spec.table}", self.store.insert,
                                 spec, table, token)
+        if table.num_rows:
+            self.metrics.insert_seconds.labels(spec.table).observe(time.perf_counter() - started)
+            self.metrics.insert_rows.labels(spec.table).inc(table.num_rows)
 
     def _retry_sync(self, what: str, fn: Callable, *args: Any) -> Any:
         """Retry a store call with exponential backoff until it succeeds (never drop a batch)."""
@@ -307,6 +328,7 @@ class Pipeline:
                 return fn(*args)
             except StoreError as exc:
                 self.stats.store_retries += 1
+                self.metrics.store_errors.labels(what.split(" ")[0]).inc()
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
                 self._abort.wait(delay)
                 delay = min(delay * 2, self.config.retry_max_seconds)
@@ -375,6 +397,7 @@ class Pipeline:
             log.warning("replaying unfinished batch %s %s", bid, ranges)
             await self.commit_batch(prepared, commit_kafka=False)
             self.stats.replayed_batches += 1
+            self.metrics.replayed_batches.inc()
 
     async def _read_ranges(self, ranges: dict[int, tuple[int, int]]) -> list[RawMessage]:
         reader = AIOKafkaConsumer(**self.kafka_options, enable_auto_commit=False)

@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import time
+import urllib.request
 
 import pytest
 from confluent_kafka import Producer
@@ -36,7 +37,8 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> 
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack_factory, kafka_bootstrap):
     rng = random.Random(int(os.environ.get("METERLINE_CRASH_SEED", "11")))
     workload = make_workload(EVENTS, subscriptions=SUBSCRIPTIONS)
-    env = {"METERLINE_BATCH_MAX_EVENTS": "10000", "METERLINE_BATCH_MAX_SECONDS": "0.3"}
+    env = {"METERLINE_BATCH_MAX_EVENTS": "10000", "METERLINE_BATCH_MAX_SECONDS": "0.3",
+           "METERLINE_RECONCILE_INTERVAL_SECONDS": "1"}
     stack = stack_factory(**env).start()
     stack.client.post("/api/v1/meterline/catalog", {"catalog": catalog(SUBSCRIPTIONS)})
 
@@ -66,6 +68,15 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack_factory, kafk
     assert dedup["keys"] == workload.expected.unique  # one key per stored event, no more
     print(f"dedup index: {dedup}")  # reported in the README (bytes per key on disk)
     check_usage(usage_over_http(stack.client), workload.expected, SUBSCRIPTIONS)
+    # the reconciliation gauge Prometheus alerts on: present for every partition, all 0
+    deadline = time.monotonic() + 30
+    gauges: list[str] = []
+    while time.monotonic() < deadline and len(gauges) < 4:
+        with urllib.request.urlopen(stack.client.url + "/metrics", timeout=10) as resp:
+            gauges = [line for line in resp.read().decode().splitlines()
+                      if line.startswith("meterline_reconciliation_mismatch{")]
+        time.sleep(0.5)
+    assert len(gauges) == 4 and all(line.endswith(" 0.0") for line in gauges), gauges
     if KILLS >= 10:  # with this many kills, some land between a batch's first and last write
         logs = "".join(p.read_text(errors="replace") for p in stack.data_dir.glob("stack-*.log"))
         assert "replaying unfinished batch" in logs

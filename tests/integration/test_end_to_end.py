@@ -110,6 +110,19 @@ def test_kafka_to_priced_usage_with_dead_letters_duplicates_and_restart(
         "invalid_event": 1,
     }
 
+    import urllib.request
+
+    with urllib.request.urlopen(stack.client.url + "/metrics", timeout=10) as resp:
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        exposition = resp.read().decode()
+    assert 'meterline_messages_total{outcome="stored",partition=' in exposition
+    stored = sum(
+        float(line.rsplit(" ", 1)[1]) for line in exposition.splitlines()
+        if line.startswith("meterline_messages_total{") and 'outcome="stored"' in line
+    )
+    assert stored == 18
+    assert 'meterline_dead_letters_total{reason="no_subscription"} 1.0' in exposition
+
     doc = usage(stack)
     calls = charge(doc, "calls")
     # graduated: 10 units × 1.00 = 10.00; tier 2 flat 2.00 + 5 × 0.50 = 4.50 → 14.50 EUR
