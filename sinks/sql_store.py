@@ -23,9 +23,21 @@ from sinks.store import (
     PartitionCounts,
 )
 
+# One subscription's buckets in [f, t) (milliseconds); params o, s, f, t.
+_BUCKET_WINDOW = (
+    "WHERE organization_id = {o:String} AND subscription_id = {s:String} "
+    "AND bucket_start >= toDateTime(intDiv({f:Int64}, 1000), 'UTC') "
+    "AND bucket_start < toDateTime(intDiv({t:Int64}, 1000), 'UTC')"
+)
+
 
 def _groups(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(orjson.loads(text or "{}").items()))
+
+
+def _fee_key(row: dict) -> tuple:
+    """(charge_id, charge_filter_id, grouped_by) of a result row."""
+    return (row["charge_id"], row["charge_filter_id"], _groups(row["grouped_by"]))
 
 
 def _dec(text: str | None) -> Decimal | None:
@@ -183,9 +195,7 @@ class SqlStore(abc.ABC):
             f"toString(argMax(latest_value, (latest_timestamp, latest_offset))) lv, "
             f"toString(sum(precise_total_amount_cents)) p, toString(sum(value_time_sum)) vt "
             f"FROM {self.database}.usage_rollups "
-            f"WHERE organization_id = {{o:String}} AND subscription_id = {{s:String}} "
-            f"AND bucket_start >= toDateTime(intDiv({{f:Int64}}, 1000), 'UTC') "
-            f"AND bucket_start < toDateTime(intDiv({{t:Int64}}, 1000), 'UTC') "
+            f"{_BUCKET_WINDOW} "
             f"GROUP BY charge_id, charge_filter_id, grouped_by",
             {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
         ).to_pylist()
@@ -214,16 +224,14 @@ class SqlStore(abc.ABC):
             f"SELECT charge_id, charge_filter_id, grouped_by, "
             f"toString(toDate(bucket_start, {{tz:String}})) day, toString(sum(value_sum)) s "
             f"FROM {self.database}.usage_rollups "
-            f"WHERE organization_id = {{o:String}} AND subscription_id = {{s:String}} "
-            f"AND bucket_start >= toDateTime(intDiv({{f:Int64}}, 1000), 'UTC') "
-            f"AND bucket_start < toDateTime(intDiv({{t:Int64}}, 1000), 'UTC') "
+            f"{_BUCKET_WINDOW} "
             f"GROUP BY charge_id, charge_filter_id, grouped_by, day ORDER BY day",
             {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms,
              "tz": timezone},
         ).to_pylist()
         out: dict[tuple, list[tuple[str, Decimal]]] = {}
         for r in rows:
-            key = (r["charge_id"], r["charge_filter_id"], _groups(r["grouped_by"]))
+            key = _fee_key(r)
             out.setdefault(key, []).append((r["day"], Decimal(r["s"])))
         return out
 
@@ -240,15 +248,13 @@ class SqlStore(abc.ABC):
             f"sum(n) events FROM (SELECT charge_id, charge_filter_id, grouped_by, value, "
             f"argMax(latest_add, (latest_timestamp, latest_offset)) last_add, "
             f"sum(events_count) n FROM {self.database}.unique_rollups "
-            f"WHERE organization_id = {{o:String}} AND subscription_id = {{s:String}} "
-            f"AND bucket_start >= toDateTime(intDiv({{f:Int64}}, 1000), 'UTC') "
-            f"AND bucket_start < toDateTime(intDiv({{t:Int64}}, 1000), 'UTC') "
+            f"{_BUCKET_WINDOW} "
             f"GROUP BY charge_id, charge_filter_id, grouped_by, value) "
             f"GROUP BY charge_id, charge_filter_id, grouped_by",
             {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
         ).to_pylist()
         return {
-            (r["charge_id"], r["charge_filter_id"], _groups(r["grouped_by"])):
+            _fee_key(r):
                 (r["present"], r["events"])
             for r in rows
         }
@@ -269,7 +275,7 @@ class SqlStore(abc.ABC):
             {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
         ).to_pylist()
         return {
-            (r["charge_id"], r["charge_filter_id"], _groups(r["grouped_by"])):
+            _fee_key(r):
                 tuple(Decimal(v) for v in r["vals"])
             for r in rows
         }
