@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from schemas.catalog import BillableMetric, Catalog, Charge, Customer, Plan, Subscription
 
 Version = tuple[int, object]  # (effective_from_ms, resource or None when deleted)
+_NO_END = 2**63  # an active subscription's end, in milliseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,14 @@ class CatalogIndex:
             key: tuple(sorted(subs, key=lambda s: s.started_at, reverse=True))
             for key, subs in by_external.items()
         }
+        # the same, with lifetimes as milliseconds for the per-event lookup
+        self._lifetimes: dict[tuple[str, str], tuple[tuple[int, int, Subscription], ...]] = {
+            key: tuple(
+                (s.started_at_ms, _NO_END if s.terminated_at is None else s.terminated_at_ms, s)
+                for s in subs
+            )
+            for key, subs in self.subscriptions.items()
+        }
         self._charges: dict[int, dict[str, tuple[PreparedCharge, ...]]] = {}
         for hist in self._plan_history.values():
             for plan in hist.values:
@@ -121,8 +130,8 @@ class CatalogIndex:
         self, organization_id: str, external_id: str, timestamp_ms: int
     ) -> Subscription | None:
         """The subscription in force at ``timestamp_ms`` (latest started wins), or None."""
-        for sub in self.subscriptions.get((organization_id, external_id), ()):
-            if sub.active_at(timestamp_ms):
+        for start, end, sub in self._lifetimes.get((organization_id, external_id), ()):
+            if start <= timestamp_ms <= end:
                 return sub
         return None
 
