@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint soak bench clean
+.PHONY: demo test test-unit lint soak bench clean tools
+# Debian's prometheus package: `prometheus` and `promtool` for the Prometheus tests (in CI a
+# missing binary fails those tests). Installed with apt when missing (root, or through sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +18,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/meterline demo
 
-test: $(STAMP)
+tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || \
+		($(SUDO) apt-get update -qq && \
+		 $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus)
+
+test: $(STAMP) tools
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
-test-unit: $(STAMP)
+test-unit: $(STAMP) tools
 	$(BIN)/pytest -q tests/unit
 
 lint: $(STAMP)
@@ -29,6 +37,11 @@ lint: $(STAMP)
 soak: $(STAMP)
 	METERLINE_CRASH_EVENTS=1000000 METERLINE_CRASH_KILLS=100 \
 		$(BIN)/pytest -q tests/integration/test_crash.py
+
+# Throughput, freshness, INSERT shape, billing reads and RSS against a Faust per-event baseline,
+# in one run on the embedded stack (see BENCHMARKS.md). E.g. BENCH_ARGS="--events 500000".
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .meterline .demo-data .pytest_cache .ruff_cache

@@ -60,6 +60,7 @@ class CatalogService:
         self._index = CatalogIndex()
         self._last_version = 0
         self.version = 0
+        self.changed_at_ms = 0  # effective time of the newest version (0: no catalog yet)
         self.listeners: list[Callable[[list[CatalogDoc]], None]] = []
 
     @property
@@ -86,6 +87,7 @@ class CatalogService:
                 body = None if doc.deleted else orjson.loads(doc.body)
                 resource = None if doc.deleted else self._parse(doc.kind, body, doc.organization_id)
                 versions.append(_Version(doc.version, doc.effective_at_ms, resource, body))
+                self.changed_at_ms = max(self.changed_at_ms, doc.effective_at_ms)
                 versions.sort(key=lambda v: v.version)
                 self._last_version = max(self._last_version, doc.version)
                 added += 1

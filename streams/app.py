@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +119,10 @@ def build_app(
         report["dedup_index"] = await asyncio.to_thread(store.dedup_index_stats)
         return report
 
+    # organizations are created at start only: read them once, not on every request
+    api_keys = {org.api_key: org.id for org in store.organizations()}
     api = Api(
-        api_keys=lambda: {org.api_key: org.id for org in store.organizations()},
+        api_keys=lambda: api_keys,
         catalog=catalog,
         usage=usage,
         publisher=publisher,
@@ -132,7 +136,12 @@ def build_app(
     )
     register_routes(
         app, api, max_body_bytes=settings.max_body_bytes, dead_letters=dead_letters,
-        control=LagoControlApi(catalog, store),
+        control=LagoControlApi(catalog, store), metrics=metrics,
+    )
+    # Computed at scrape time: always current, no timer needed.
+    metrics.catalog_version.set_function(lambda: catalog.version)
+    metrics.catalog_age.set_function(
+        lambda: time.time() - catalog.changed_at_ms / 1000 if catalog.changed_at_ms else math.nan
     )
 
     class PipelineService(mode.Service):
@@ -194,8 +203,7 @@ def build_app(
 
     @app.timer(interval=settings.reconcile_interval_seconds)
     async def refresh_gauges() -> None:
-        """Reconciliation and catalog gauges (reconciling reads the tables: not per scrape)."""
-        metrics.catalog_version.set(catalog.version)
+        """The reconciliation gauge (reconciling reads the tables: not per scrape)."""
         report = await reconcile()
         for p in report["partitions"]:
             metrics.reconciliation_mismatch.labels(p["topic"], str(p["partition"])).set(

@@ -13,6 +13,7 @@ Only stored events enter the dedup index; a dead-lettered event can be re-driven
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -128,8 +129,15 @@ def process_batch(
     log_epoch: str,
     find_seen: Callable[[list[bytes], int], dict[bytes, list[LogPosition]]],
     dedup_window_days: int,
+    timings: dict[str, float] | None = None,
 ) -> BatchResult:
-    """Run the pure steps over ``messages`` (in partition-offset order)."""
+    """Run the pure steps over ``messages`` (in partition-offset order).
+
+    ``timings``, when given, receives the seconds spent per step: ``parse``, ``dedup`` (the
+    dedup index lookup), ``enrich`` (the per-event duplicate check and enrichment) and
+    ``rollup``.
+    """
+    started = time.perf_counter()
     result = BatchResult()
     decoded: list[tuple[RawMessage, UsageEvent, bytes]] = []
     for message in messages:
@@ -151,6 +159,7 @@ def process_batch(
         else:
             decoded.append((message, parsed, identity_of(parsed)))
 
+    parsed_at = time.perf_counter()
     since = min((m.timestamp for m, _, _ in decoded), default=0) - dedup_window_days * DAY_MS
     seen = find_seen(list({ident for _, _, ident in decoded}), since) if decoded else {}
 
@@ -158,6 +167,7 @@ def process_batch(
     # writes, and duplicates within the batch are decided by ``stored_here`` alone.
     in_batch = {LogPosition(log_epoch, m.topic, m.partition, m.offset) for m in messages}
     stored_here: set[bytes] = set()
+    deduped_at = time.perf_counter()
     for message, event, ident in decoded:
         tally = result.tallies[message.partition]
         earlier = [p for p in seen.get(ident, ()) if p not in in_batch]
@@ -178,8 +188,14 @@ def process_batch(
         result.rows.extend(outcome)
         result.sources.extend([message] * len(outcome))
         result.stored_keys.append((ident, message))
+    enriched_at = time.perf_counter()
     offsets = [m.offset for m in result.sources]
     result.rollups = rollup(result.rows, offsets)
     result.unique_rollups = unique_rollup(result.rows, offsets)
     result.event_values = percentage_rows(result.rows, offsets)
+    if timings is not None:
+        timings["parse"] = parsed_at - started
+        timings["dedup"] = deduped_at - parsed_at
+        timings["enrich"] = enriched_at - deduped_at
+        timings["rollup"] = time.perf_counter() - enriched_at
     return result

@@ -9,6 +9,7 @@ offsets, decides where a partition resumes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
@@ -24,7 +25,7 @@ from enrichment.catalog_index import CatalogIndex
 from sinks import ddl, wire
 from sinks.store import Store, StoreError
 from streams.batch import BatchResult, RawMessage, process_batch
-from streams.metrics import Metrics
+from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 
 log = logging.getLogger("meterline.pipeline")
 
@@ -55,6 +56,7 @@ class PreparedBatch:
     batch_id: str
     messages: Sequence[RawMessage]
     result: BatchResult
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per pure step
 
 
 @dataclass
@@ -124,6 +126,7 @@ class Pipeline:
         # First offset not yet in a committed batch, per assigned partition. Records below it
         # (fetched before a seek) are dropped: an offset is never processed in two batches.
         self._next_offset: dict[int, int] = {}
+        self._watermark_ms: dict[int, int] = {}  # largest event timestamp committed
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -204,6 +207,7 @@ class Pipeline:
     # --- the batch -----------------------------------------------------------------------------
     def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
         """Run the pure steps (parse, dedup against the store, enrich, rollup)."""
+        timings: dict[str, float] = {}
         result = process_batch(
             messages,
             index=self.catalog(),
@@ -212,9 +216,12 @@ class Pipeline:
                 "dedup lookup", self.store.find_seen, keys, since
             ),
             dedup_window_days=self.config.dedup_window_days,
+            timings=timings,
         )
+        for step, seconds in timings.items():
+            self.metrics.step_seconds.labels(step).observe(seconds)
         batch_id = batch_id_for(self.log_epoch, self.config.topic, result)
-        return PreparedBatch(batch_id, messages, result)
+        return PreparedBatch(batch_id, messages, result, timings)
 
     async def commit_batch(self, batch: PreparedBatch, *, commit_kafka: bool) -> None:
         """Write one batch. THE commit order; every write is idempotent by its token.
@@ -224,6 +231,7 @@ class Pipeline:
         """
         result, bid, now_ms = batch.result, batch.batch_id, int(self.clock() * 1000)
         topic, epoch = self.config.topic, self.log_epoch
+        writes_started = time.perf_counter()
         # 1. 'begin' marker: pins the batch's exact offset ranges. Crash after this: restart
         #    finds an open batch and replays exactly these ranges (same id, same tokens).
         await self._write_marker(bid, "begin", result, now_ms)
@@ -265,6 +273,8 @@ class Pipeline:
         # 7. 'done' marker with the reconciliation counts: the batch is committed.
         #    Crash after: nothing is replayed; the partition resumes after this batch.
         await self._write_marker(bid, "done", result, now_ms)
+        self.metrics.step_seconds.labels("insert").observe(time.perf_counter() - writes_started)
+        self._observe_committed(batch)
         # 8. Kafka offsets, for lag monitoring only. Crash before: the manifest wins on restart.
         if commit_kafka and self._consumer is not None:
             started = time.perf_counter()
@@ -277,6 +287,8 @@ class Pipeline:
                 log.warning("kafka offset commit skipped: %s", exc)
             self.metrics.step_seconds.labels("commit").observe(time.perf_counter() - started)
         self._count(result)
+        if commit_kafka:
+            self._update_lag()
 
     async def _write_marker(
         self, batch_id: str, state: str, result: BatchResult, now_ms: int
@@ -288,10 +300,60 @@ class Pipeline:
         )
         await self._write(ddl.BATCHES_INSERT, table, f"{batch_id}:{state}")
 
+    def _observe_committed(self, batch: PreparedBatch) -> None:
+        """Freshness and event-time watermark of a batch whose 'done' marker is written.
+
+        Freshness is the time from each message's Kafka timestamp to now (its rows are visible
+        in the aggregates). To keep the cost off the hot path, one message in every
+        ``FRESHNESS_SAMPLE_EVERY`` of each partition is observed, starting with the partition's
+        first (oldest) message of the batch. Messages are in partition-offset order.
+        """
+        now = self.clock()
+        result, observe = batch.result, self.metrics.freshness.observe
+        position = 0
+        for partition in sorted(result.tallies):
+            count = result.tallies[partition].consumed
+            segment = batch.messages[position:position + count:FRESHNESS_SAMPLE_EVERY]
+            for message in segment:
+                observe(max(0.0, now - message.timestamp / 1000))
+            position += count
+        newest: dict[int, int] = {}
+        for row, source in zip(result.rows, result.sources, strict=True):
+            if row.event.timestamp_ms > newest.get(source.partition, -1):
+                newest[source.partition] = row.event.timestamp_ms
+        for partition, timestamp_ms in newest.items():
+            if timestamp_ms > self._watermark_ms.get(partition, -1):
+                self._watermark_ms[partition] = timestamp_ms
+                self.metrics.watermark.labels(self.config.topic, str(partition)).set(
+                    timestamp_ms / 1000
+                )
+
+    def _update_lag(self) -> None:
+        """Consumer lag per assigned partition: high watermark − next offset to commit."""
+        if self._consumer is None:
+            return
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            next_offset = self._next_offset.get(tp.partition)
+            if highwater is None or next_offset is None:
+                continue
+            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                max(0, highwater - next_offset)
+            )
+
+    def _forget_partitions(self, partitions: set[TopicPartition]) -> None:
+        """Drop the per-partition gauges of partitions this worker no longer owns."""
+        for tp in partitions:
+            self._watermark_ms.pop(tp.partition, None)
+            for gauge in (self.metrics.consumer_lag, self.metrics.watermark):
+                with contextlib.suppress(KeyError):  # never set on this worker
+                    gauge.remove(tp.topic, str(tp.partition))
+
     def _count(self, result: BatchResult) -> None:
         stats = self.stats
         stats.batches += 1
         stats.last_batch_at = self.clock()
+        self.metrics.last_batch.set(stats.last_batch_at)
         messages = self.metrics.messages
         topic = self.config.topic
         for partition, tally in result.tallies.items():
@@ -321,17 +383,22 @@ class Pipeline:
     def _retry_sync(self, what: str, fn: Callable, *args: Any) -> Any:
         """Retry a store call with exponential backoff until it succeeds (never drop a batch)."""
         delay = self.config.retry_initial_seconds
+        operation = what.split(" ")[0]
+        retrying = False
         while True:
             if self._abort.is_set():
                 raise PipelineStopped(what)
+            if retrying:
+                self.metrics.store_retries.labels(operation).inc()
             try:
                 return fn(*args)
             except StoreError as exc:
                 self.stats.store_retries += 1
-                self.metrics.store_errors.labels(what.split(" ")[0]).inc()
+                self.metrics.store_errors.labels(operation).inc()
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
                 self._abort.wait(delay)
                 delay = min(delay * 2, self.config.retry_max_seconds)
+                retrying = True
 
     async def _publish_dead_letters(self, result: BatchResult) -> None:
         if not result.dead_letters or self._producer is None:
@@ -356,16 +423,19 @@ class Pipeline:
     # --- rebalances and recovery ---------------------------------------------------------------
     async def on_revoked(self, revoked: set[TopicPartition]) -> None:
         """Write the batch in hand before the partitions move to another worker."""
+        self.metrics.rebalances.labels("revoked").inc()
         async with self._lock:
             try:
                 await self._flush()
             finally:
                 for tp in revoked:
                     self._next_offset.pop(tp.partition, None)
+                self._forget_partitions(revoked)
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
         """Replay open batches of the topic, then seek each partition after its last batch."""
         assert self._consumer is not None
+        self.metrics.rebalances.labels("assigned").inc()
         async with self._lock:
             await self.replay_open_batches()
             committed = await asyncio.to_thread(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import faust
@@ -11,6 +12,8 @@ from faust.web import Request, Response, View
 from meterline.api import Api, ApiResponse, error
 from meterline.dead_letter_api import DeadLetterApi
 from meterline.lago_api import LagoControlApi
+from sinks.store import StoreError
+from streams.metrics import Metrics
 from streams.web_dead_letters import register_dead_letter_routes
 from streams.web_lago import register_lago_routes
 
@@ -34,9 +37,14 @@ async def read_body(request: Request, limit: int) -> bytes | None:
 
 def register_routes(
     app: faust.App, api: Api, *, max_body_bytes: int, dead_letters: DeadLetterApi | None = None,
-    control: LagoControlApi | None = None,
+    control: LagoControlApi | None = None, metrics: Metrics | None = None,
 ) -> None:
-    """Add every Meterline route to the Faust app's web server."""
+    """Add every Meterline route to the Faust app's web server.
+
+    Every API route goes through ``guarded``, which counts requests and their latency by route
+    *pattern* (the view's ``view_path``, e.g. ``/api/v1/plans/{code}``), never by concrete path.
+    """
+    metrics = metrics or Metrics()
 
     def respond(view: View, result: ApiResponse) -> Response:
         return view.json(result.body, status=result.status)
@@ -46,6 +54,27 @@ def register_routes(
         request: Request,
         handler: Callable[[str, bytes | None], Awaitable[ApiResponse]],
         *,
+        needs_body: bool,
+        route: str | None = None,
+    ) -> Response:
+        """Authenticate, read the body, run ``handler``; count the request by route pattern."""
+        pattern = route or getattr(view, "view_path", None) or "other"
+        started = time.perf_counter()
+        status = "500"
+        try:
+            response = await _answer(view, request, handler, needs_body)
+            status = str(response.status)
+            return response
+        finally:
+            metrics.http_requests.labels(pattern, request.method, status).inc()
+            metrics.http_seconds.labels(pattern, request.method).observe(
+                time.perf_counter() - started
+            )
+
+    async def _answer(
+        view: View,
+        request: Request,
+        handler: Callable[[str, bytes | None], Awaitable[ApiResponse]],
         needs_body: bool,
     ) -> Response:
         org = api.authenticate(request.headers.get("Authorization"))
@@ -58,7 +87,9 @@ def register_routes(
                 return respond(view, error(413, "payload_too_large"))
         try:
             return respond(view, await handler(org, body))
-        except Exception:  # never a bare 500 page: log it and answer with the envelope
+        except Exception as exc:  # never a bare 500 page: log it and answer with the envelope
+            if isinstance(exc, StoreError):
+                metrics.store_errors.labels("api").inc()
             log.exception("request failed: %s %s", request.method, request.path)
             return respond(view, error(503, "temporarily_unavailable"))
 
@@ -82,7 +113,11 @@ def register_routes(
             query = dict(request.query)  # type: ignore[attr-defined]
 
             async def handler(org: str, _body: bytes | None) -> ApiResponse:
-                return api.current_usage(org, external_customer_id, query)
+                started = time.perf_counter()
+                try:
+                    return api.current_usage(org, external_customer_id, query)
+                finally:
+                    metrics.usage_read_seconds.observe(time.perf_counter() - started)
 
             return await guarded(self, request, handler, needs_body=False)
 

@@ -6,6 +6,7 @@ A missing broker or store is a test failure, never a skip (in CI and locally ali
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,21 @@ from meterline.client import ApiError, MeterlineClient
 from streams.broker import BrokerError, EmbeddedBroker, free_port
 
 TEST_API_KEY = "test-key"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def required_binary(name: str) -> str:
+    """Path of a tool the suite needs (``make tools`` installs it).
+
+    Missing in CI (``CI=true``) is a failure; on a developer machine the test is skipped.
+    """
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name!r} is not installed (run `make tools`: Debian's prometheus package)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
