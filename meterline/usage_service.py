@@ -67,6 +67,7 @@ class UsageService:
         if plan is None:
             raise UsageNotFound("plan_not_found")
         customer = index.customers.get((organization_id, sub.external_customer_id))
+        timezone = customer.timezone if customer else "UTC"
         moment = at or self.clock()
         if sub.terminated_at is not None and moment > sub.terminated_at:
             moment = sub.terminated_at
@@ -75,7 +76,7 @@ class UsageService:
             billing_time=sub.billing_time,
             subscription_started_at=sub.started_at,
             subscription_terminated_at=sub.terminated_at,
-            timezone=customer.timezone if customer else "UTC",
+            timezone=timezone,
             at=moment,
             index=period_index,
         )
@@ -86,19 +87,18 @@ class UsageService:
         full_from, full_to = billing_period_bounds(
             interval=plan.interval, billing_time=sub.billing_time,
             subscription_started_at=sub.started_at, subscription_terminated_at=None,
-            timezone=customer.timezone if customer else "UTC", at=moment, index=period_index,
+            timezone=timezone, at=moment, index=period_index,
             clamp=False,
         )
         period = Period(
             _ms(period_from), _ms(period_to),
-            period_days(full_from, full_to, customer.timezone if customer else "UTC"),
+            period_days(full_from, full_to, timezone),
         )
         metrics = {
             code: metric
             for (org, code), metric in index.metrics.items()
             if org == organization_id
         }
-        timezone = customer.timezone if customer else "UTC"
         usages = self.fee_usages(
             organization_id, sub.id, plan, metrics, from_ms, to_ms, period, timezone=timezone
         )
@@ -111,7 +111,7 @@ class UsageService:
             period_from=period_from,
             period_to=period_to,
             full_period=(full_from, full_to),
-            timezone=customer.timezone if customer else "UTC",
+            timezone=timezone,
         )
 
     def fee_usages(

@@ -165,7 +165,11 @@ def process_batch(
 
     # Positions inside this batch are ignored: on a replay they are this batch's own earlier
     # writes, and duplicates within the batch are decided by ``stored_here`` alone.
-    in_batch = {LogPosition(log_epoch, m.topic, m.partition, m.offset) for m in messages}
+    # (Built only when the store found some identity: usually it finds none.)
+    in_batch = (
+        {LogPosition(log_epoch, m.topic, m.partition, m.offset) for m in messages}
+        if seen else set()
+    )
     stored_here: set[bytes] = set()
     deduped_at = time.perf_counter()
     for message, event, ident in decoded:

@@ -363,7 +363,6 @@ class Pipeline:
             messages.labels(topic, p, "duplicate").inc(tally.duplicates)
             messages.labels(topic, p, "dead_letter").inc(tally.dead_letters)
             self.metrics.batch_size.observe(tally.consumed)
-        for tally in result.tallies.values():
             stats.consumed += tally.consumed
             stats.stored += tally.stored
             stats.duplicates += tally.duplicates
