@@ -11,12 +11,13 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from schemas.catalog import BillableMetric, Catalog, Charge, Customer, Plan, Subscription
 
 Version = tuple[int, object]  # (effective_from_ms, resource or None when deleted)
 _NO_END = 2**63  # an active subscription's end, in milliseconds
+_ROUTE_CACHE_LIMIT = 200_000  # routes kept per index before the memo starts afresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +32,34 @@ class PreparedFilter:
 
 @dataclass(frozen=True, slots=True)
 class PreparedCharge:
-    """A charge with its filters sorted most-specific first (ties keep declaration order)."""
+    """A charge with its filters sorted most-specific first (ties keep declaration order).
+
+    ``keys`` are the property names the filter match and the grouping read; ``matches`` memoizes
+    (filter id, grouped_by) by the tuple of those properties' values (filled by the enricher).
+    """
 
     charge: Charge
     filters: tuple[PreparedFilter, ...]
+    keys: tuple[str, ...] = ()
+    matches: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What enrichment needs for one (organization, subscription external id, metric code),
+    constant for event timestamps in ``[valid_from, valid_to)``.
+
+    ``metric`` is None for an unknown (or deleted) metric, ``subscription`` None when none is
+    active; ``charges`` are the plan's charges on the metric.
+    """
+
+    metric: BillableMetric | None
+    subscription: Subscription | None
+    plan_id: str
+    customer_id: str
+    charges: tuple[PreparedCharge, ...]
+    valid_from: int
+    valid_to: int
 
 
 class _History:
@@ -50,6 +75,13 @@ class _History:
     def at(self, timestamp_ms: int) -> object:
         i = bisect.bisect_right(self.starts, timestamp_ms) - 1
         return self.values[max(i, 0)]
+
+    def span(self, timestamp_ms: int) -> tuple[int, int]:
+        """The time range around ``timestamp_ms`` in which :meth:`at` returns the same version."""
+        i = bisect.bisect_right(self.starts, timestamp_ms)
+        low = self.starts[i - 1] if i > 1 else -_NO_END  # the first version also covers before
+        high = self.starts[i] if i < len(self.starts) else _NO_END
+        return low, high
 
     @property
     def latest(self) -> object:
@@ -109,6 +141,7 @@ class CatalogIndex:
             for key, subs in self.subscriptions.items()
         }
         self._charges: dict[int, dict[str, tuple[PreparedCharge, ...]]] = {}
+        self._routes: dict[tuple[str, str, str], Route] = {}
         for hist in self._plan_history.values():
             for plan in hist.values:
                 if isinstance(plan, Plan):
@@ -141,6 +174,67 @@ class CatalogIndex:
         if prepared is None:  # a plan object from outside this index: not cached
             prepared = _prepare_plan(plan)
         return prepared.get(metric_code, ())
+
+    def route(
+        self, organization_id: str, external_subscription_id: str, code: str, timestamp_ms: int
+    ) -> Route:
+        """Metric, subscription, plan, customer and charges in force at ``timestamp_ms``.
+
+        The same answer as :meth:`metric_at`, :meth:`subscription_at`, :meth:`plan_at` and
+        :meth:`charges_for` together, memoized per key with the time range it holds for, so the
+        usual event costs one dict lookup.
+        """
+        key = (organization_id, external_subscription_id, code)
+        route = self._routes.get(key)
+        if route is not None and route.valid_from <= timestamp_ms < route.valid_to:
+            return route
+        route = self._build_route(key, timestamp_ms)
+        if len(self._routes) >= _ROUTE_CACHE_LIMIT:
+            self._routes.clear()
+        self._routes[key] = route
+        return route
+
+    def _build_route(self, key: tuple[str, str, str], timestamp_ms: int) -> Route:
+        org, external_id, code = key
+        low, high = -_NO_END, _NO_END
+
+        def narrow(span: tuple[int, int]) -> None:
+            nonlocal low, high
+            low, high = max(low, span[0]), min(high, span[1])
+
+        metric_history = self._metric_history.get((org, code))
+        metric = None
+        if metric_history is not None:
+            metric = metric_history.at(timestamp_ms)
+            narrow(metric_history.span(timestamp_ms))
+        sub = self.subscription_at(org, external_id, timestamp_ms)
+        for start, end, _ in self._lifetimes.get((org, external_id), ()):
+            # the choice of subscription changes only at a lifetime's first or last instant
+            for edge in (start, end + 1):
+                if edge <= timestamp_ms:
+                    low = max(low, edge)
+                else:
+                    high = min(high, edge)
+        plan = None
+        if sub is not None:
+            plan_history = self._plan_history.get((org, sub.plan_code))
+            if plan_history is not None:
+                plan = plan_history.at(timestamp_ms)
+                narrow(plan_history.span(timestamp_ms))
+        customer = self.customers.get((org, sub.external_customer_id)) if sub else None
+        charges = (
+            self.charges_for(plan, metric.code)  # type: ignore[arg-type, attr-defined]
+            if plan is not None and metric is not None else ()
+        )
+        return Route(
+            metric=metric,  # type: ignore[arg-type]
+            subscription=sub,
+            plan_id=plan.id if plan is not None else "",  # type: ignore[attr-defined]
+            customer_id=customer.id if customer is not None else "",
+            charges=charges,
+            valid_from=low,
+            valid_to=high,
+        )
 
     def subscription_by_id(self, organization_id: str, external_id: str) -> Subscription | None:
         """The most recently started subscription with this external id."""
@@ -182,4 +276,6 @@ def _prepare(charge: Charge) -> PreparedCharge:
     ]
     # stable sort: more keys first, declaration order among equals
     prepared.sort(key=lambda f: -len(f.keys))
-    return PreparedCharge(charge=charge, filters=tuple(prepared))
+    keys = {k for f in prepared for k in (*f.keys, *f.pricing_group_keys)}
+    keys.update(charge.pricing_group_keys)
+    return PreparedCharge(charge=charge, filters=tuple(prepared), keys=tuple(sorted(keys)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -52,74 +53,100 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
     An event whose plan has no charge on its metric is still stored, as one row with an
     empty ``charge_id`` (it is counted as stored and takes part in dedup, but prices nothing).
     """
-    metric = index.metric_at(event.organization_id, event.code, event.timestamp_ms)
+    route = index.route(
+        event.organization_id, event.external_subscription_id, event.code, event.timestamp_ms
+    )
+    metric = route.metric
     if metric is None:
         return Rejection(UNKNOWN_METRIC, f"no billable metric with code {event.code!r}")
 
     agg = metric.aggregation_type
-    decimal_value: Decimal | None
     if agg == "count_agg":
-        value, decimal_value = "1", Decimal(1)
+        value, decimal_value = "1", _ONE
     else:
         raw = event.properties.get(metric.field_name or "")
-        text = canonical_string(raw)
-        decimal_value = to_decimal(raw)
-        if agg in NUMERIC_TYPES and decimal_value is None:
-            return Rejection(
-                INVALID_VALUE,
-                f"property {metric.field_name!r} must be a number for {agg}, got {raw!r}",
-            )
-        if text is None:
-            return Rejection(INVALID_VALUE, f"property {metric.field_name!r} is missing")
-        value = text
-        if decimal_value is not None and agg in NUMERIC_TYPES:
-            # ``value`` is the canonical text: plain notation, no trailing zeros
-            integer, _, fraction = value.lstrip("-").partition(".")
-            if len(integer) > INTEGER_DIGITS:
-                return Rejection(INVALID_VALUE, f"{value} is outside Decimal(38, 12)")
-            if len(fraction) > SCALE:
-                decimal_value = decimal_value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+        try:
+            checked = _checked_value(raw, agg, metric.field_name)
+        except TypeError:  # not hashable: cannot happen for a parsed event, handled anyway
+            checked = _check_value(raw, agg, metric.field_name)
+        if type(checked) is Rejection:
+            return checked
+        value, decimal_value = checked  # type: ignore[misc]
 
-    sub = index.subscription_at(
-        event.organization_id, event.external_subscription_id, event.timestamp_ms
-    )
+    sub = route.subscription
     if sub is None:
         return Rejection(
             NO_SUBSCRIPTION,
             f"no subscription {event.external_subscription_id!r} active at {event.timestamp_ms}",
         )
-    plan = index.plan_at(event.organization_id, sub.plan_code, event.timestamp_ms)
-    customer = index.customers.get((event.organization_id, sub.external_customer_id))
-    plan_id = plan.id if plan else ""
-    customer_id = customer.id if customer else ""
-
-    charges = index.charges_for(plan, metric.code) if plan else ()
-    if not charges:
+    if not route.charges:
         return [
             EnrichedRow(
-                event, sub.id, plan_id, customer_id, agg, value, decimal_value, "", "", ()
+                event, sub.id, route.plan_id, route.customer_id, agg, value, decimal_value,
+                "", "", ()
             )
         ]
     props = event.properties
     rows = []
-    for prepared in charges:
-        filter_id, group_keys = match_filter(prepared, props)
+    for prepared in route.charges:
+        filter_id, group = _match(prepared, props)
         rows.append(
             EnrichedRow(
-                event=event,
-                subscription_id=sub.id,
-                plan_id=plan_id,
-                customer_id=customer_id,
-                aggregation_type=agg,
-                value=value,
-                decimal_value=decimal_value,
-                charge_id=prepared.charge.id,
-                charge_filter_id=filter_id,
-                grouped_by=grouped_by(group_keys, props),
-                charge_model=prepared.charge.charge_model,
+                event, sub.id, route.plan_id, route.customer_id, agg, value, decimal_value,
+                prepared.charge.id, filter_id, group, prepared.charge.charge_model,
             )
         )
     return rows
+
+
+_ONE = Decimal(1)
+_MATCH_CACHE_LIMIT = 100_000  # memoized property combinations per charge
+
+
+def _check_value(
+    raw: object, agg: str, field_name: str | None
+) -> tuple[str, Decimal | None] | Rejection:
+    """(canonical text, Decimal or None) of a metric's property value, or why it is invalid."""
+    text = canonical_string(raw)
+    decimal_value = to_decimal(raw)
+    numeric = agg in NUMERIC_TYPES
+    if numeric and decimal_value is None:
+        return Rejection(
+            INVALID_VALUE, f"property {field_name!r} must be a number for {agg}, got {raw!r}"
+        )
+    if text is None:
+        return Rejection(INVALID_VALUE, f"property {field_name!r} is missing")
+    if decimal_value is not None and numeric:
+        # ``text`` is canonical: plain notation, no trailing zeros
+        integer, _, fraction = text.lstrip("-").partition(".")
+        if len(integer) > INTEGER_DIGITS:
+            return Rejection(INVALID_VALUE, f"{text} is outside Decimal(38, 12)")
+        if len(fraction) > SCALE:
+            decimal_value = decimal_value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+    return text, decimal_value
+
+
+# Pure, so memoized; typed, because 1, 1.0 and True are equal keys with different answers.
+_checked_value = functools.lru_cache(maxsize=1 << 17, typed=True)(_check_value)
+
+
+def _match(
+    prepared: PreparedCharge, properties: dict
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """:func:`match_filter` and :func:`grouped_by` together, memoized per charge by the values
+    of the properties they read (when all are strings or missing: other types are computed)."""
+    values = tuple([properties.get(k) for k in prepared.keys])
+    memo = prepared.matches
+    found = memo.get(values)
+    if found is not None:
+        return found
+    filter_id, group_keys = match_filter(prepared, properties)
+    found = (filter_id, grouped_by(group_keys, properties))
+    if all(type(v) is str or v is None for v in values):  # 1 == 1.0 == True: keep them apart
+        if len(memo) >= _MATCH_CACHE_LIMIT:
+            memo.clear()
+        memo[values] = found
+    return found
 
 
 def match_filter(prepared: PreparedCharge, properties: dict) -> tuple[str, tuple[str, ...]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import orjson
@@ -16,8 +17,11 @@ def _table(spec: ddl.InsertSpec, columns: Mapping[str, list]) -> pa.Table:
     return pa.table({name: columns[name] for name in spec.wire_names})
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def grouped_by_json(pairs: tuple[tuple[str, str], ...]) -> str:
-    """Canonical JSON object for a sorted ``grouped_by`` (stable text, usable as a key)."""
+    """Canonical JSON object for a sorted ``grouped_by`` (stable text, usable as a key).
+
+    Memoized: a batch has few distinct groups and many rows per group."""
     return orjson.dumps(dict(pairs), option=orjson.OPT_SORT_KEYS).decode() if pairs else "{}"
 
 

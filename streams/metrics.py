@@ -15,7 +15,7 @@ SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 FRESHNESS_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 300, 1800)
 
 # The steps of the hot path, in order (``meterline_step_seconds{step=…}``).
-STEPS = ("parse", "dedup", "enrich", "rollup", "process", "insert", "commit")
+STEPS = ("parse", "dedup", "enrich", "rollup", "wire", "process", "insert", "commit")
 
 # How many messages of a batch one freshness observation stands for (see Pipeline._observe).
 FRESHNESS_SAMPLE_EVERY = 100
@@ -43,8 +43,9 @@ class Metrics:
         )
         self.step_seconds = Histogram(
             "meterline_step_seconds",
-            "Time per pipeline step and batch: parse, dedup, enrich, rollup (process = the four "
-            "together), insert (every ClickHouse write of the batch), commit (Kafka offsets).",
+            "Time per pipeline step and batch: parse, dedup, enrich, rollup, wire (Arrow tables; "
+            "process = the five together), insert (every ClickHouse write of the batch), "
+            "commit (Kafka offsets).",
             ["step"], buckets=SECONDS_BUCKETS, registry=r,
         )
         self.insert_rows = Counter(

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,12 +52,32 @@ class PipelineConfig:
 
 @dataclass
 class PreparedBatch:
-    """A processed batch and the id its writes are deduplicated by."""
+    """A processed batch, the id its writes are deduplicated by, and its Arrow wire tables."""
 
     batch_id: str
     messages: Sequence[RawMessage]
     result: BatchResult
     timings: dict[str, float] = field(default_factory=dict)  # seconds per pure step
+    prepared_at_ms: int = 0
+    tables: dict[str, Any] = field(default_factory=dict)  # wire table per write step
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch is built.
+
+    A batch allocates hundreds of thousands of small objects that all live until the batch is
+    written; each automatic collection would walk all of them again (measured: a third of the
+    batch's CPU time). The hot path makes no reference cycles, so reference counting frees the
+    batch; the collector runs again as usual afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass
@@ -206,22 +227,34 @@ class Pipeline:
 
     # --- the batch -----------------------------------------------------------------------------
     def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
-        """Run the pure steps (parse, dedup against the store, enrich, rollup)."""
+        """Run the pure steps (parse, dedup against the store, enrich, rollup, wire tables)."""
         timings: dict[str, float] = {}
-        result = process_batch(
-            messages,
-            index=self.catalog(),
-            log_epoch=self.log_epoch,
-            find_seen=lambda keys, since: self._retry_sync(
-                "dedup lookup", self.store.find_seen, keys, since
-            ),
-            dedup_window_days=self.config.dedup_window_days,
-            timings=timings,
-        )
+        now_ms = int(self.clock() * 1000)
+        with gc_paused():
+            result = process_batch(
+                messages,
+                index=self.catalog(),
+                log_epoch=self.log_epoch,
+                find_seen=lambda keys, since: self._retry_sync(
+                    "dedup lookup", self.store.find_seen, keys, since
+                ),
+                dedup_window_days=self.config.dedup_window_days,
+                timings=timings,
+            )
+            bid = batch_id_for(self.log_epoch, self.config.topic, result)
+            started = time.perf_counter()
+            tables = {
+                "keys": wire.dedup_keys_table(result.stored_keys, self.log_epoch),
+                "events": wire.events_table(result.rows, result.sources, now_ms, bid),
+                "rollups": wire.rollups_table(result.rollups, bid),
+                "unique": wire.unique_rollups_table(result.unique_rollups, bid),
+                "values": wire.event_values_table(result.event_values, bid),
+                "dead": wire.dead_letters_table(result.dead_letters, now_ms, bid),
+            }
+            timings["wire"] = time.perf_counter() - started
         for step, seconds in timings.items():
             self.metrics.step_seconds.labels(step).observe(seconds)
-        batch_id = batch_id_for(self.log_epoch, self.config.topic, result)
-        return PreparedBatch(batch_id, messages, result, timings)
+        return PreparedBatch(bid, messages, result, timings, now_ms, tables)
 
     async def commit_batch(self, batch: PreparedBatch, *, commit_kafka: bool) -> None:
         """Write one batch. THE commit order; every write is idempotent by its token.
@@ -229,44 +262,24 @@ class Pipeline:
         A crash anywhere replays the batch from step 1 with the same offsets, hence the same
         batch id and tokens, so a write that already landed is ignored by ClickHouse.
         """
-        result, bid, now_ms = batch.result, batch.batch_id, int(self.clock() * 1000)
-        topic, epoch = self.config.topic, self.log_epoch
+        result, bid, now_ms = batch.result, batch.batch_id, batch.prepared_at_ms
+        topic, tables = self.config.topic, batch.tables
         writes_started = time.perf_counter()
         # 1. 'begin' marker: pins the batch's exact offset ranges. Crash after this: restart
         #    finds an open batch and replays exactly these ranges (same id, same tokens).
         await self._write_marker(bid, "begin", result, now_ms)
         # 2. dedup index: identities of stored events. Crash after: the replay sees its own
         #    positions there and still treats those events as originals.
-        await self._write(
-            ddl.DEDUP_KEYS_INSERT, wire.dedup_keys_table(result.stored_keys, epoch), f"{bid}:keys"
-        )
+        await self._write(ddl.DEDUP_KEYS_INSERT, tables["keys"], f"{bid}:keys")
         # 3. enriched events. Crash after: replayed insert ignored (same token).
-        await self._write(
-            ddl.EVENTS_INSERT,
-            wire.events_table(result.rows, result.sources, now_ms, bid),
-            f"{bid}:events",
-        )
+        await self._write(ddl.EVENTS_INSERT, tables["events"], f"{bid}:events")
         # 4. pre-aggregated usage, what billing reads (one table per kind of state).
         #    Crash after any of them: its replayed insert is ignored (same token).
-        await self._write(
-            ddl.ROLLUPS_INSERT, wire.rollups_table(result.rollups, bid), f"{bid}:rollups"
-        )
-        await self._write(
-            ddl.UNIQUE_ROLLUPS_INSERT,
-            wire.unique_rollups_table(result.unique_rollups, bid),
-            f"{bid}:unique",
-        )
-        await self._write(
-            ddl.EVENT_VALUES_INSERT,
-            wire.event_values_table(result.event_values, bid),
-            f"{bid}:values",
-        )
+        await self._write(ddl.ROLLUPS_INSERT, tables["rollups"], f"{bid}:rollups")
+        await self._write(ddl.UNIQUE_ROLLUPS_INSERT, tables["unique"], f"{bid}:unique")
+        await self._write(ddl.EVENT_VALUES_INSERT, tables["values"], f"{bid}:values")
         # 5. dead letters (the record of truth for re-drive). Crash after: replay ignored.
-        await self._write(
-            ddl.DEAD_LETTERS_INSERT,
-            wire.dead_letters_table(result.dead_letters, now_ms, bid),
-            f"{bid}:dead",
-        )
+        await self._write(ddl.DEAD_LETTERS_INSERT, tables["dead"], f"{bid}:dead")
         # 6. dead-letter topic, for subscribers. Crash after: a replay publishes them again
         #    (the topic is at-least-once; the table above is exact).
         await self._publish_dead_letters(result)

@@ -465,3 +465,27 @@ def test_values_are_held_to_decimal_38_12(raw, expected):
 
 def test_values_beyond_decimal_38_12_are_dead_lettered():
     assert code_of(enrich(event({"amount": "1e26"}), index())) == "invalid_value"
+
+
+def test_memoized_matches_give_every_event_its_own_answer() -> None:
+    # One index for all events, so the per-charge match memo and the value memo are reused:
+    # 1, 1.0, True and "1" are equal as Python keys but not as property values.
+    filters = [charge_filter("f_size", {"size": ["1"]}, group_keys=["size"])]
+
+    def fresh_index() -> Any:
+        return index(plans=[plan(charge("ch_1", filters=filters, group_keys=["size"]))])
+
+    shared = fresh_index()
+    variants: list[object] = ["1", 1, True, 1.0, "1.0", 2, None, "1", True]
+    for size in variants * 2:
+        props = {"amount": 1, "size": size}
+        want = enrich(event(props), fresh_index())
+        got = enrich(event(props), shared)
+        assert got == want, size
+    # The value memo is process-wide, so the expected answers are written out here.
+    for amount in [1, True, "1.0", 1.0, True, "1", 1] * 2:
+        outcome = enrich(event({"amount": amount}), shared)
+        if amount is True:
+            assert code_of(outcome) == "invalid_value"
+        else:
+            assert [r.value for r in rows_of(outcome)] == ["1"], amount
