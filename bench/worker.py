@@ -117,7 +117,6 @@ class BenchPipeline(Pipeline):
         self.freshness_from_ms = 0
         self.latencies_ms: list[int] = []
         self.fresh_batches: list[tuple[int, float, float]] = []  # (size, prepare s, commit s)
-        self._prepare_s = 0.0
 
     async def start(self) -> None:
         await super().start()
@@ -134,12 +133,11 @@ class BenchPipeline(Pipeline):
 
         consumer.getmany = getmany  # type: ignore[method-assign]
 
-    def prepare(self, messages: Any) -> Any:
+    def prepare(self, messages: Any, also_seen: Any = None) -> Any:
         started = time.perf_counter()
-        try:
-            return super().prepare(messages)
-        finally:
-            self._prepare_s = time.perf_counter() - started
+        batch = super().prepare(messages, also_seen)
+        batch.timings["bench_prepare"] = time.perf_counter() - started
+        return batch
 
     async def commit_batch(self, batch: Any, *, commit_kafka: bool) -> None:
         started = time.perf_counter()
@@ -154,7 +152,8 @@ class BenchPipeline(Pipeline):
             )
             if len(self.latencies_ms) > before:
                 self.fresh_batches.append(
-                    (len(batch.messages), self._prepare_s, time.perf_counter() - started)
+                    (len(batch.messages), batch.timings.get("bench_prepare", 0.0),
+                     time.perf_counter() - started)
                 )
         if self.target_reached_at is None and self.stats.consumed >= self.target:
             self.target_reached_at = now

@@ -138,9 +138,18 @@ def parse_event(obj: object, *, now_ms: int, organization_id: str | None = None)
     """
     if not isinstance(obj, dict):
         raise _not_an_object()
-    transaction_id = _required_str(obj, "transaction_id", MAX_TRANSACTION_ID_LENGTH)
-    external_subscription_id = _required_str(obj, "external_subscription_id")
-    code = _required_str(obj, "code")
+    transaction_id = obj.get("transaction_id")
+    external_subscription_id = obj.get("external_subscription_id")
+    code = obj.get("code")
+    if not (  # the usual event, checked inline (hot path); any doubt takes the full checks
+        type(transaction_id) is str and type(external_subscription_id) is str
+        and type(code) is str and 0 < len(transaction_id) <= MAX_TRANSACTION_ID_LENGTH
+        and external_subscription_id and code and not transaction_id.isspace()
+        and not external_subscription_id.isspace() and not code.isspace()
+    ):
+        transaction_id = _required_str(obj, "transaction_id", MAX_TRANSACTION_ID_LENGTH)
+        external_subscription_id = _required_str(obj, "external_subscription_id")
+        code = _required_str(obj, "code")
     timestamp_ms = parse_timestamp_ms(obj.get("timestamp"), now_ms=now_ms)
     properties = _properties(obj)
     precise_total_amount_cents = _precise_total_amount_cents(obj)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -130,8 +130,14 @@ def process_batch(
     find_seen: Callable[[list[bytes], int], dict[bytes, list[LogPosition]]],
     dedup_window_days: int,
     timings: dict[str, float] | None = None,
+    also_seen: Mapping[bytes, int] | None = None,
 ) -> BatchResult:
     """Run the pure steps over ``messages`` (in partition-offset order).
+
+    ``also_seen``: identity → seen-at time (ms) of the events stored by an earlier batch whose
+    writes may not be visible in the store yet (the pipeline prepares a batch while the
+    previous one is written). They count exactly as the store's dedup keys will once that
+    batch lands: duplicates when seen within the window.
 
     ``timings``, when given, receives the seconds spent per step: ``parse``, ``dedup`` (the
     dedup index lookup), ``enrich`` (the per-event duplicate check and enrichment) and
@@ -170,7 +176,9 @@ def process_batch(
         {LogPosition(log_epoch, m.topic, m.partition, m.offset) for m in messages}
         if seen else set()
     )
-    stored_here: set[bytes] = set()
+    stored_here: set[bytes] = set()  # stored by this batch (or by the batch in flight)
+    if also_seen:
+        stored_here.update(k for k, seen_at in also_seen.items() if seen_at >= since)
     deduped_at = time.perf_counter()
     for message, event, ident in decoded:
         tally = result.tallies[message.partition]

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,6 +104,14 @@ def batch_id_for(log_epoch: str, topic: str, result: BatchResult) -> str:
     return f"{topic}:{digest}"
 
 
+@dataclass
+class _InFlight:
+    """The batch being written, and the identities of the events it stores."""
+
+    task: asyncio.Task
+    stored: dict[bytes, int]  # identity → seen-at ms, as its dedup keys will hold
+
+
 class _Rebalance(ConsumerRebalanceListener):
     def __init__(self, pipeline: Pipeline):
         self.pipeline = pipeline
@@ -140,6 +148,7 @@ class Pipeline:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._in_flight: _InFlight | None = None
         self._pending: dict[int, list[RawMessage]] = defaultdict(list)
         self._pending_since = 0.0
         self._stopping = asyncio.Event()
@@ -175,6 +184,8 @@ class Pipeline:
         self._abort.set()
         async with self._lock:
             self._pending.clear()  # unwritten messages are re-read from the manifest offsets
+            with contextlib.suppress(PipelineStopped):  # abandoned: replayed at next start
+                await self._drain()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
@@ -197,6 +208,8 @@ class Pipeline:
             async with self._lock:
                 if self._stopping.is_set():
                     return
+                if self._in_flight is not None and self._in_flight.task.done():
+                    await self._drain()  # raises if the write failed
                 for tp, records in fetched.items():
                     floor = self._next_offset.get(tp.partition)
                     if floor is None:  # fetched before a revocation or assignment completed
@@ -215,19 +228,45 @@ class Pipeline:
                 ):
                     await self._flush()
 
-    async def _flush(self) -> None:
-        if not self._pending:
-            return
-        messages = [m for p in sorted(self._pending) for m in self._pending[p]]
-        self._pending.clear()
-        started = time.perf_counter()
-        prepared = await asyncio.to_thread(self.prepare, messages)
-        self.metrics.step_seconds.labels("process").observe(time.perf_counter() - started)
-        await self.commit_batch(prepared, commit_kafka=True)
+    async def _flush(self, *, wait: bool = False) -> None:
+        """Prepare the pending messages as a batch and start writing it.
+
+        Pipelined: the batch is prepared while the previous batch is still being written (the
+        ClickHouse writes release the GIL), and its writes start once the previous batch's
+        'done' marker is in, so batches still commit one after the other. The previous batch's
+        stored identities count as seen, as they will be once its writes land. With ``wait``,
+        return only when every batch in hand is committed (rebalances).
+        """
+        if self._pending:
+            messages = [m for p in sorted(self._pending) for m in self._pending[p]]
+            self._pending.clear()
+            in_flight = self._in_flight
+            also_seen = in_flight.stored if in_flight is not None else None
+            started = time.perf_counter()
+            prepared = await asyncio.to_thread(self.prepare, messages, also_seen)
+            self.metrics.step_seconds.labels("process").observe(time.perf_counter() - started)
+            await self._drain()
+            self._in_flight = _InFlight(
+                asyncio.create_task(self.commit_batch(prepared, commit_kafka=True)),
+                {key: m.timestamp for key, m in prepared.result.stored_keys},
+            )
+        if wait:
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Wait for the batch being written, if any; its failure is raised here."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await in_flight.task
 
     # --- the batch -----------------------------------------------------------------------------
-    def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
-        """Run the pure steps (parse, dedup against the store, enrich, rollup, wire tables)."""
+    def prepare(
+        self, messages: Sequence[RawMessage], also_seen: Mapping[bytes, int] | None = None
+    ) -> PreparedBatch:
+        """Run the pure steps (parse, dedup against the store, enrich, rollup, wire tables).
+
+        ``also_seen``: identities stored by the batch still being written (see :meth:`_flush`).
+        """
         timings: dict[str, float] = {}
         now_ms = int(self.clock() * 1000)
         with gc_paused():
@@ -240,6 +279,7 @@ class Pipeline:
                 ),
                 dedup_window_days=self.config.dedup_window_days,
                 timings=timings,
+                also_seen=also_seen,
             )
             bid = batch_id_for(self.log_epoch, self.config.topic, result)
             started = time.perf_counter()
@@ -438,7 +478,7 @@ class Pipeline:
         self.metrics.rebalances.labels("revoked").inc()
         async with self._lock:
             try:
-                await self._flush()
+                await self._flush(wait=True)
             finally:
                 for tp in revoked:
                     self._next_offset.pop(tp.partition, None)
@@ -449,6 +489,7 @@ class Pipeline:
         assert self._consumer is not None
         self.metrics.rebalances.labels("assigned").inc()
         async with self._lock:
+            await self._drain()
             await self.replay_open_batches()
             committed = await asyncio.to_thread(
                 self._retry_sync, "read offsets", self.store.committed_offsets,

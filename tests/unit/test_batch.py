@@ -343,3 +343,21 @@ def test_a_message_that_breaks_enrichment_is_dead_lettered_not_raised(monkeypatc
     assert [d.code for d in result.dead_letters] == ["processing_error"]
     assert "ZeroDivisionError" in result.dead_letters[0].reason
     assert result.tallies[0].stored == 1
+
+
+def test_identities_of_the_batch_in_flight_count_as_seen_within_the_window() -> None:
+    # The pipeline prepares a batch while the previous one is written: the previous batch's
+    # stored identities are passed as also_seen, with the time its dedup keys will hold.
+    messages = [msg(10, payload("a")), msg(11, payload("b")), msg(12, payload("c"))]
+    window_ms = 35 * DAY_MS
+    result = process_batch(
+        messages,
+        index=index(),
+        log_epoch=EPOCH,
+        find_seen=FakeSeen(),
+        dedup_window_days=35,
+        also_seen={ident("a"): KAFKA_TS, ident("b"): KAFKA_TS - window_ms - 1},
+    )
+    # "a" was stored by the batch in flight; "b" only outside the window: stored again
+    assert outcomes(result, messages) == ["duplicate", "stored", "stored"]
+    assert result.tallies[0].duplicates == 1
