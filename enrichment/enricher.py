@@ -9,7 +9,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from enrichment.catalog_index import CatalogIndex, PreparedCharge
 from schemas.catalog import NUMERIC_TYPES
 from schemas.event import UsageEvent
-from schemas.numbers import canonical_string, to_decimal
+from schemas.numbers import canonical_string, plain_decimal, to_decimal
 
 UNKNOWN_METRIC = "unknown_metric"
 INVALID_VALUE = "invalid_value"
@@ -107,8 +107,11 @@ def _check_value(
     raw: object, agg: str, field_name: str | None
 ) -> tuple[str, Decimal | None] | Rejection:
     """(canonical text, Decimal or None) of a metric's property value, or why it is invalid."""
-    text = canonical_string(raw)
-    decimal_value = to_decimal(raw)
+    plain = plain_decimal(raw) if type(raw) is str else None
+    if plain is not None:
+        text, decimal_value = plain
+    else:
+        text, decimal_value = canonical_string(raw), to_decimal(raw)
     numeric = agg in NUMERIC_TYPES
     if numeric and decimal_value is None:
         return Rejection(

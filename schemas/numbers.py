@@ -25,6 +25,7 @@ __all__ = [
     "canonical_string",
     "decimal_to_string",
     "is_numeric_string",
+    "plain_decimal",
     "to_decimal",
 ]
 
@@ -160,6 +161,31 @@ def to_decimal(value: object) -> Decimal | None:
     if isinstance(value, Decimal):
         return _normalize(value) if _in_range(value) else None
     return None
+
+
+_PLAIN_MAX_DIGITS = 40  # longer plain strings take the general path
+
+
+def plain_decimal(s: str) -> tuple[str, Decimal] | None:
+    """``(canonical_string(s), to_decimal(s))`` for an unsigned plain decimal string such as
+    ``"012.340"`` (digits, optionally ``.`` and more digits, at most 40 each); None for any
+    other string (use the general functions then).
+
+    The hot path's shortcut for string-valued metrics: one split and one ``Decimal`` instead
+    of a full parse for each of the two answers.
+    """
+    whole, dot, fraction = s.partition(".")
+    if not (
+        whole.isdigit() and whole.isascii() and len(whole) <= _PLAIN_MAX_DIGITS
+        and (not dot or (
+            fraction.isdigit() and fraction.isascii() and len(fraction) <= _PLAIN_MAX_DIGITS
+        ))
+    ):
+        return None
+    whole = whole.lstrip("0") or "0"
+    fraction = fraction.rstrip("0")
+    text = f"{whole}.{fraction}" if fraction else whole
+    return text, Decimal(text)
 
 
 def is_numeric_string(s: str) -> bool:

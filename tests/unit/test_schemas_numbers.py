@@ -14,6 +14,7 @@ from schemas.numbers import (
     canonical_string,
     decimal_to_string,
     is_numeric_string,
+    plain_decimal,
     to_decimal,
 )
 
@@ -210,3 +211,36 @@ def test_property_text_never_raises(s: str) -> None:
     else:
         assert c == decimal_to_string(d)
         assert math.isfinite(float(d)) or abs(d.adjusted()) > 300
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"\A[0-9]{0,45}(\.[0-9]{0,45})?\Z"),
+        st.from_regex(r"\A[-+]?0*[0-9]{0,3}\.?[0-9]{0,3}([eE][-+]?[0-9]{1,2})?\Z"),
+        st.text(max_size=12),
+    )
+)
+def test_plain_decimal_agrees_with_the_general_functions(s: str) -> None:
+    got = plain_decimal(s)
+    if got is None:
+        return
+    text, value = got
+    assert text == canonical_string(s)
+    expected = to_decimal(s)
+    assert expected is not None
+    assert value == expected and str(value) == str(expected)  # same digits and exponent
+
+
+@pytest.mark.parametrize(
+    ("s", "expected"),
+    [("012.340", ("12.34", "12.34")), ("0.000", ("0", "0")), ("7", ("7", "7")),
+     ("00", ("0", "0")), ("1.5", ("1.5", "1.5"))],
+)
+def test_plain_decimal_examples(s: str, expected: tuple[str, str]) -> None:
+    text, value = plain_decimal(s)  # type: ignore[misc]
+    assert (text, str(value)) == expected
+
+
+@pytest.mark.parametrize("s", ["-1.5", "+1", "1e3", ".5", "5.", "", " 1", "1_0", "١", "1.2.3"])
+def test_plain_decimal_leaves_other_strings_to_the_general_path(s: str) -> None:
+    assert plain_decimal(s) is None
