@@ -31,6 +31,7 @@ from typing import Any
 from meterline.catalog_service import CatalogService
 from sinks.chdb_store import ChdbStore
 from streams.kafka import client_options, cluster_id
+from streams.metrics import STEPS
 from streams.pipeline import Pipeline, PipelineConfig
 
 
@@ -170,7 +171,7 @@ class BenchPipeline(Pipeline):
     def _steps(self) -> dict[str, float]:
         """Seconds spent per pipeline step, from the pipeline's own metrics registry."""
         out: dict[str, float] = {}
-        for step in ("process", "commit"):
+        for step in STEPS:
             try:
                 value = self.metrics.registry.get_sample_value(
                     "meterline_step_seconds_sum", {"step": step}

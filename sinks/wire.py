@@ -168,12 +168,21 @@ def dead_letters_table(letters: Sequence, failed_at_ms: int, batch_id: str) -> p
     )
 
 
+def _fixed_binary_16(values: list[bytes]) -> pa.Array:
+    """16-byte values as one Arrow buffer (a join instead of converting each bytes object)."""
+    if any(len(v) != 16 for v in values):
+        raise ValueError("dedup identities are 16 bytes")
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), len(values), [None, pa.py_buffer(b"".join(values))]
+    )
+
+
 def dedup_keys_table(keys: Sequence[tuple[bytes, object]], log_epoch: str) -> pa.Table:
     """Wire table for ``dedup_keys``: identity and first-seen position of stored events."""
     return _table(
         ddl.DEDUP_KEYS_INSERT,
         {
-            "identity": pa.array([k for k, _ in keys], pa.binary(16)),
+            "identity": _fixed_binary_16([k for k, _ in keys]),
             "log_epoch": [log_epoch] * len(keys),
             "source_topic": [m.topic for _, m in keys],
             "source_partition": pa.array([m.partition for _, m in keys], pa.uint32()),

@@ -146,14 +146,20 @@ def process_batch(
     started = time.perf_counter()
     result = BatchResult()
     decoded: list[tuple[RawMessage, UsageEvent, bytes]] = []
+    tallies = result.tallies
+    tally = PartitionTally(0, 0)
+    partition = None
     for message in messages:
-        tally = result.tallies.get(message.partition)
-        if tally is None:
-            tally = result.tallies[message.partition] = PartitionTally(
-                message.offset, message.offset
-            )
-        tally.to_offset = max(tally.to_offset, message.offset)
-        tally.from_offset = min(tally.from_offset, message.offset)
+        if message.partition != partition:  # messages come grouped by partition
+            partition = message.partition
+            tally = tallies.get(partition)  # type: ignore[assignment]
+            if tally is None:
+                tally = tallies[partition] = PartitionTally(message.offset, message.offset)
+        offset = message.offset
+        if offset > tally.to_offset:
+            tally.to_offset = offset
+        elif offset < tally.from_offset:
+            tally.from_offset = offset
         tally.consumed += 1
         try:
             parsed = decode(message)
@@ -180,10 +186,12 @@ def process_batch(
     if also_seen:
         stored_here.update(k for k, seen_at in also_seen.items() if seen_at >= since)
     deduped_at = time.perf_counter()
+    rows, sources = result.rows, result.sources
     for message, event, ident in decoded:
-        tally = result.tallies[message.partition]
-        earlier = [p for p in seen.get(ident, ()) if p not in in_batch]
-        if ident in stored_here or earlier:
+        tally = tallies[message.partition]
+        if ident in stored_here or (
+            seen and any(p not in in_batch for p in seen.get(ident, ()))
+        ):
             tally.duplicates += 1
             continue
         try:
@@ -197,8 +205,11 @@ def process_batch(
         stored_here.add(ident)
         tally.stored += 1
         tally.enriched_rows += len(outcome)
-        result.rows.extend(outcome)
-        result.sources.extend([message] * len(outcome))
+        rows.extend(outcome)
+        if len(outcome) == 1:
+            sources.append(message)
+        else:
+            sources.extend([message] * len(outcome))
         result.stored_keys.append((ident, message))
     enriched_at = time.perf_counter()
     offsets = [m.offset for m in result.sources]
