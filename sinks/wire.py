@@ -12,9 +12,21 @@ from aggregation.rollup import RollupKey, RollupState, UniqueKey, UniqueState
 from enrichment.enricher import EnrichedRow
 from sinks import ddl
 
+# Arrow type of each wire column type: given up front, pyarrow converts a list without first
+# scanning it to infer the type.
+_ARROW_TYPES = {
+    "String": pa.string(), "Nullable(String)": pa.string(), "Int64": pa.int64(),
+    "UInt64": pa.uint64(), "UInt32": pa.uint32(), "UInt8": pa.uint8(),
+    "FixedString(16)": pa.binary(16),
+}
 
-def _table(spec: ddl.InsertSpec, columns: Mapping[str, list]) -> pa.Table:
-    return pa.table({name: columns[name] for name in spec.wire_names})
+
+def _table(spec: ddl.InsertSpec, columns: Mapping[str, list | pa.Array]) -> pa.Table:
+    return pa.table({
+        name: column if isinstance(column := columns[name], pa.Array)
+        else pa.array(column, _ARROW_TYPES[ch_type])
+        for name, ch_type in spec.wire_columns
+    })
 
 
 @functools.lru_cache(maxsize=1 << 16)
