@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
 import pyarrow as pa
@@ -21,7 +22,7 @@ _ARROW_TYPES = {
 }
 
 
-def _table(spec: ddl.InsertSpec, columns: Mapping[str, list | pa.Array]) -> pa.Table:
+def _table(spec: ddl.InsertSpec, columns: Mapping[str, Sequence | pa.Array]) -> pa.Table:
     return pa.table({
         name: column if isinstance(column := columns[name], pa.Array)
         else pa.array(column, _ARROW_TYPES[ch_type])
@@ -37,48 +38,53 @@ def grouped_by_json(pairs: tuple[tuple[str, str], ...]) -> str:
     return orjson.dumps(dict(pairs), option=orjson.OPT_SORT_KEYS).decode() if pairs else "{}"
 
 
+# Columns of message objects and of named tuples are taken in one C-level pass (``zip``): the
+# messages are scattered in memory, so each extra Python pass over them costs cache misses.
+# Enriched rows (slotted) are cheaper column by column. Measured on 47k rows of the bench.
+_SOURCE_FIELDS = operator.attrgetter("topic", "partition", "offset", "timestamp")
+
+
+def _columns(records: Iterable[tuple], width: int) -> list[tuple]:
+    """Transpose rows of ``width`` values into columns (empty columns for no rows)."""
+    columns = list(zip(*records, strict=True))
+    return columns or [()] * width
+
+
 def events_table(
     rows: Sequence[EnrichedRow], sources: Sequence, ingested_at_ms: int, batch_id: str = ""
 ) -> pa.Table:
     """Wire table for ``events``: one row per enriched row; ``sources`` are their messages."""
-    events = [r.event for r in rows]
+    orgs, external_ids, codes, transaction_ids, timestamps, properties, amounts = _columns(
+        [r.event for r in rows], 7  # UsageEvent is a named tuple
+    )
+    topics, partitions, offsets, _ = _columns(map(_SOURCE_FIELDS, sources), 4)
     return _table(
         ddl.EVENTS_INSERT,
         {
-            "organization_id": [e.organization_id for e in events],
-            "external_subscription_id": [e.external_subscription_id for e in events],
+            "organization_id": orgs,
+            "external_subscription_id": external_ids,
             "subscription_id": [r.subscription_id for r in rows],
             "plan_id": [r.plan_id for r in rows],
             "customer_id": [r.customer_id for r in rows],
-            "code": [e.code for e in events],
+            "code": codes,
             "aggregation_type": [r.aggregation_type for r in rows],
-            "transaction_id": [e.transaction_id for e in events],
-            "timestamp_ms": pa.array([e.timestamp_ms for e in events], pa.int64()),
+            "transaction_id": transaction_ids,
+            "timestamp_ms": timestamps,
             "value": [r.value for r in rows],
-            "decimal_value": pa.array(
-                [
-                    None if r.decimal_value is None or r.aggregation_type == "unique_count_agg"
-                    else str(r.decimal_value)
-                    for r in rows
-                ],
-                pa.string(),
-            ),
+            "decimal_value": [
+                None if r.decimal_value is None or r.aggregation_type == "unique_count_agg"
+                else str(r.decimal_value)
+                for r in rows
+            ],
             "charge_id": [r.charge_id for r in rows],
             "charge_filter_id": [r.charge_filter_id for r in rows],
             "grouped_by_json": [grouped_by_json(r.grouped_by) for r in rows],
-            "precise_total_amount_cents": pa.array(
-                [
-                    None if e.precise_total_amount_cents is None
-                    else str(e.precise_total_amount_cents)
-                    for e in events
-                ],
-                pa.string(),
-            ),
-            "properties": [orjson.dumps(e.properties).decode() for e in events],
-            "ingested_at_ms": pa.array([ingested_at_ms] * len(rows), pa.int64()),
-            "source_topic": [m.topic for m in sources],
-            "source_partition": pa.array([m.partition for m in sources], pa.uint32()),
-            "source_offset": pa.array([m.offset for m in sources], pa.uint64()),
+            "precise_total_amount_cents": [None if a is None else str(a) for a in amounts],
+            "properties": [orjson.dumps(p).decode() for p in properties],
+            "ingested_at_ms": [ingested_at_ms] * len(rows),
+            "source_topic": topics,
+            "source_partition": partitions,
+            "source_offset": offsets,
             "batch_id": [batch_id] * len(rows),
         },
     )
@@ -180,7 +186,7 @@ def dead_letters_table(letters: Sequence, failed_at_ms: int, batch_id: str) -> p
     )
 
 
-def _fixed_binary_16(values: list[bytes]) -> pa.Array:
+def _fixed_binary_16(values: Sequence[bytes]) -> pa.Array:
     """16-byte values as one Arrow buffer (a join instead of converting each bytes object)."""
     if any(len(v) != 16 for v in values):
         raise ValueError("dedup identities are 16 bytes")
@@ -191,15 +197,17 @@ def _fixed_binary_16(values: list[bytes]) -> pa.Array:
 
 def dedup_keys_table(keys: Sequence[tuple[bytes, object]], log_epoch: str) -> pa.Table:
     """Wire table for ``dedup_keys``: identity and first-seen position of stored events."""
+    identities, messages = _columns(keys, 2)
+    topics, partitions, offsets, timestamps = _columns(map(_SOURCE_FIELDS, messages), 4)
     return _table(
         ddl.DEDUP_KEYS_INSERT,
         {
-            "identity": _fixed_binary_16([k for k, _ in keys]),
+            "identity": _fixed_binary_16(identities),
             "log_epoch": [log_epoch] * len(keys),
-            "source_topic": [m.topic for _, m in keys],
-            "source_partition": pa.array([m.partition for _, m in keys], pa.uint32()),
-            "source_offset": pa.array([m.offset for _, m in keys], pa.uint64()),
-            "seen_at_ms": pa.array([m.timestamp for _, m in keys], pa.int64()),
+            "source_topic": topics,
+            "source_partition": partitions,
+            "source_offset": offsets,
+            "seen_at_ms": timestamps,
         },
     )
 
