@@ -361,3 +361,12 @@ def test_identities_of_the_batch_in_flight_count_as_seen_within_the_window() -> 
     # "a" was stored by the batch in flight; "b" only outside the window: stored again
     assert outcomes(result, messages) == ["duplicate", "stored", "stored"]
     assert result.tallies[0].duplicates == 1
+
+
+def test_a_duplicate_is_a_duplicate_even_when_its_enrichment_would_fail() -> None:
+    # Events are enriched while the dedup lookup runs; the duplicate decision still comes first.
+    seen = FakeSeen({ident("a"): [pos(3)]})
+    messages = [msg(10, payload("a", code="unknown")), msg(11, payload("b", code="unknown"))]
+    result = run(messages, seen)
+    assert outcomes(result, messages) == ["duplicate", "unknown_metric"]
+    assert [d.code for d in result.dead_letters] == ["unknown_metric"]
