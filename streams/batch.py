@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -123,16 +122,6 @@ def decode(message: RawMessage) -> UsageEvent | DeadLetter:
         return DeadLetter(message, INVALID_EVENT, f"{exc.field}: {exc.code}: {exc}")
 
 
-_LOOKUPS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterline-dedup-lookup")
-
-
-def _enrich_or_reject(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Rejection:
-    try:
-        return enrich(event, index)
-    except Exception as exc:  # a poison message: reject it, never block the partition
-        return Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-
-
 def process_batch(
     messages: Sequence[RawMessage],
     *,
@@ -150,9 +139,8 @@ def process_batch(
     previous one is written). They count exactly as the store's dedup keys will once that
     batch lands: duplicates when seen within the window.
 
-    The dedup index lookup runs in a thread while the events are enriched. ``timings``, when
-    given, receives the seconds spent per step: ``parse``, ``enrich`` (enrichment and the
-    per-event decisions), ``dedup`` (the wait for the lookup that enrichment did not hide) and
+    ``timings``, when given, receives the seconds spent per step: ``parse``, ``dedup`` (the
+    dedup index lookup), ``enrich`` (the per-event duplicate check and enrichment) and
     ``rollup``.
     """
     started = time.perf_counter()
@@ -185,17 +173,7 @@ def process_batch(
 
     parsed_at = time.perf_counter()
     since = min((m.timestamp for m, _, _ in decoded), default=0) - dedup_window_days * DAY_MS
-    lookup = (
-        _LOOKUPS.submit(find_seen, list({ident for _, _, ident in decoded}), since)
-        if decoded else None
-    )
-    # Every event is enriched while the store looks the identities up (ClickHouse runs the
-    # lookup without the GIL). Enrichment is pure, so enriching the duplicates too (their
-    # outcomes are dropped below) changes no decision; it only costs their share of the work.
-    outcomes = [_enrich_or_reject(event, index) for _, event, _ in decoded]
-    enriched_at = time.perf_counter()
-    seen = lookup.result() if lookup is not None else {}
-    deduped_at = time.perf_counter()
+    seen = find_seen(list({ident for _, _, ident in decoded}), since) if decoded else {}
 
     # Positions inside this batch are ignored: on a replay they are this batch's own earlier
     # writes, and duplicates within the batch are decided by ``stored_here`` alone.
@@ -207,14 +185,19 @@ def process_batch(
     stored_here: set[bytes] = set()  # stored by this batch (or by the batch in flight)
     if also_seen:
         stored_here.update(k for k, seen_at in also_seen.items() if seen_at >= since)
+    deduped_at = time.perf_counter()
     rows, sources = result.rows, result.sources
-    for (message, event, ident), outcome in zip(decoded, outcomes, strict=True):
+    for message, event, ident in decoded:
         tally = tallies[message.partition]
         if ident in stored_here or (
             seen and any(p not in in_batch for p in seen.get(ident, ()))
         ):
             tally.duplicates += 1
             continue
+        try:
+            outcome = enrich(event, index)
+        except Exception as exc:  # a poison message: reject it, never block the partition
+            outcome = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
         if isinstance(outcome, Rejection):
             result.dead_letters.append(DeadLetter(message, outcome.code, outcome.message, event))
             tally.dead_letters += 1
@@ -228,14 +211,14 @@ def process_batch(
         else:
             sources.extend([message] * len(outcome))
         result.stored_keys.append((ident, message))
-    decided_at = time.perf_counter()
+    enriched_at = time.perf_counter()
     offsets = [m.offset for m in result.sources]
     result.rollups = rollup(result.rows, offsets)
     result.unique_rollups = unique_rollup(result.rows, offsets)
     result.event_values = percentage_rows(result.rows, offsets)
     if timings is not None:
         timings["parse"] = parsed_at - started
-        timings["enrich"] = enriched_at - parsed_at + decided_at - deduped_at
-        timings["dedup"] = deduped_at - enriched_at  # the lookup's wait not hidden by enrich
-        timings["rollup"] = time.perf_counter() - decided_at
+        timings["dedup"] = deduped_at - parsed_at
+        timings["enrich"] = enriched_at - deduped_at
+        timings["rollup"] = time.perf_counter() - enriched_at
     return result
