@@ -25,7 +25,6 @@ import json
 import os
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,20 +36,9 @@ from enrichment.enricher import Rejection, enrich
 from meterline.catalog_service import CatalogService
 from sinks import ddl, wire
 from sinks.chdb_store import ChdbStore
-from streams.batch import DeadLetter, decode, identity_of
+from streams.batch import DeadLetter, RawRecord, decode, identity_of
 
 ORG = "default"
-
-
-@dataclass(slots=True)
-class Record:
-    """The Kafka metadata :func:`streams.batch.decode` and the wire tables read."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int  # ms
-    value: bytes | None
 
 
 def build(args: argparse.Namespace) -> faust.App:
@@ -111,7 +99,7 @@ def build(args: argparse.Namespace) -> faust.App:
                 state["first_consumed_at"] = time.time()
                 cpu_at_first[0] = cpu_seconds()
             message = stream.current_event.message
-            record = Record(message.topic, message.partition, message.offset,
+            record = RawRecord(message.topic, message.partition, message.offset,
                             int(message.timestamp * 1000), value)
             state["seen"] += 1
             parsed = decode(record)

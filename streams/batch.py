@@ -54,6 +54,18 @@ class RawMessage(Protocol):
     value: bytes | None
 
 
+@dataclass(slots=True)
+class RawRecord:
+    """A plain :class:`RawMessage`, for messages that do not come from aiokafka (the bench's
+    baseline, tests)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int  # ms
+    value: bytes | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A message that cannot be stored, with its reason code and original bytes."""

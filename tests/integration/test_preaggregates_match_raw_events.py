@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -32,6 +31,7 @@ from schemas.catalog import (
 )
 from schemas.event import parse_event
 from sinks.chdb_store import ChdbStore
+from streams.batch import RawRecord
 from streams.pipeline import Pipeline, PipelineConfig
 
 pytestmark = pytest.mark.integration
@@ -46,15 +46,6 @@ TYPES = [
     ("weighted_sum_agg", False), ("weighted_sum_agg", True),
 ]
 _subscription_ids = itertools.count()
-
-
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    value: bytes
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +115,7 @@ def test_stored_usage_equals_usage_of_raw_events(store, agg, recurring, data, cu
         body = {"organization_id": ORG, "transaction_id": f"t{offset}",
                 "external_subscription_id": sub_external_id, "code": "m",
                 "timestamp": ts / 1000, "properties": properties}
-        messages.append(Message("raw", 0, offset, ts, orjson.dumps(body)))
+        messages.append(RawRecord("raw", 0, offset, ts, orjson.dumps(body)))
 
     pipeline = Pipeline(
         config=PipelineConfig(topic="raw", dead_letter_topic="dead", group_id="g"),

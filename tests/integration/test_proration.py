@@ -20,8 +20,8 @@ from schemas.catalog import (
     parse_subscription,
 )
 from sinks.chdb_store import ChdbStore
+from streams.batch import RawRecord
 from streams.pipeline import Pipeline, PipelineConfig
-from tests.integration.test_preaggregates_match_raw_events import Message
 
 pytestmark = pytest.mark.integration
 ORG = "org"
@@ -62,7 +62,7 @@ def test_prorated_recurring_sum_in_current_usage(tmp_path):
         (ms(2026, 11, 20, 16), 30),  # Nov 21 01:00 in Tokyo: counts Nov 21..30 = 10 days
     ]
     messages = [
-        Message("raw", 0, i, ts, orjson.dumps({
+        RawRecord("raw", 0, i, ts, orjson.dumps({
             "organization_id": ORG, "transaction_id": f"t{i}", "external_subscription_id": "s",
             "code": "seats", "timestamp": ts / 1000, "properties": {"n": n}}))
         for i, (ts, n) in enumerate(events)

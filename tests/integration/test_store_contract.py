@@ -32,7 +32,7 @@ from sinks.store import (
     PartitionCounts,
     StoreError,
 )
-from streams.batch import DeadLetter, PartitionTally, identity_of
+from streams.batch import DeadLetter, PartitionTally, RawRecord, identity_of
 
 pytestmark = pytest.mark.integration
 
@@ -93,17 +93,6 @@ def count(store: SqlStore, table: str) -> int:
 # --- builders ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Msg:
-    """A raw Kafka message as the pipeline sees it (streams.batch.RawMessage)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    value: bytes | None = b"{}"
-
-
 def row(
     transaction_id: str,
     timestamp_ms: int,
@@ -142,7 +131,9 @@ def row(
 
 
 def events_wire(rows: list[EnrichedRow], first_offset: int = 0):
-    sources = [Msg("raw", 0, first_offset + i, r.event.timestamp_ms) for i, r in enumerate(rows)]
+    sources = [
+        RawRecord("raw", 0, first_offset + i, r.event.timestamp_ms) for i, r in enumerate(rows)
+    ]
     return wire.events_table(rows, sources, ingested_at_ms=T0 + 60_000)
 
 
@@ -170,7 +161,7 @@ def test_insert_with_the_same_token_stores_once(store: SqlStore) -> None:
 
 def test_tokens_are_per_table(store: SqlStore) -> None:
     """The same token in two tables: each table remembers its own tokens."""
-    key = [(identity_of(row("tx_1", T0, "1").event), Msg("raw", 0, 0, T0))]
+    key = [(identity_of(row("tx_1", T0, "1").event), RawRecord("raw", 0, 0, T0))]
     store.insert(ddl.EVENTS_INSERT, events_wire([row("tx_1", T0, "1")]), "same")
     store.insert(ddl.DEDUP_KEYS_INSERT, wire.dedup_keys_table(key, "e1"), "same")
     assert count(store, "events") == 1
@@ -239,9 +230,9 @@ def test_find_seen_returns_stored_positions(store: SqlStore) -> None:
     second = identity_of(row("tx_2", T0, "1").event)
     unknown = identity_of(row("tx_never", T0, "1").event)
     keys = [
-        (first, Msg("raw", 0, 5, T0 + 1_000)),
-        (second, Msg("raw", 1, 7, T0 + 5_000)),
-        (second, Msg("raw", 2, 9, T0 + 6_000)),
+        (first, RawRecord("raw", 0, 5, T0 + 1_000)),
+        (second, RawRecord("raw", 1, 7, T0 + 5_000)),
+        (second, RawRecord("raw", 2, 9, T0 + 6_000)),
     ]
     store.insert(ddl.DEDUP_KEYS_INSERT, wire.dedup_keys_table(keys, "epoch_1"), "b:keys")
 
@@ -258,7 +249,7 @@ def test_find_seen_returns_stored_positions(store: SqlStore) -> None:
 def test_find_seen_since_excludes_older_keys(store: SqlStore) -> None:
     old = identity_of(row("tx_old", T0, "1").event)
     new = identity_of(row("tx_new", T0, "1").event)
-    keys = [(old, Msg("raw", 0, 1, T0)), (new, Msg("raw", 0, 2, T0 + 10_000))]
+    keys = [(old, RawRecord("raw", 0, 1, T0)), (new, RawRecord("raw", 0, 2, T0 + 10_000))]
     store.insert(ddl.DEDUP_KEYS_INSERT, wire.dedup_keys_table(keys, "e"), "b:keys")
 
     assert set(store.find_seen([old, new], since_ms=T0 + 5_000)) == {new}
@@ -510,7 +501,7 @@ def test_ensure_organization_is_idempotent(store: SqlStore) -> None:
 
 def letter(tx: str, code: str, org: str, offset: int, payload: bytes = b'{"bad": 1}'):
     event = row(tx, T0, "1", organization_id=org).event
-    return DeadLetter(Msg("raw", 0, offset, T0, payload), code, f"{code} for {tx}", event)
+    return DeadLetter(RawRecord("raw", 0, offset, T0, payload), code, f"{code} for {tx}", event)
 
 
 def test_dead_letters_newest_first_with_filters(store: SqlStore) -> None:
@@ -549,7 +540,7 @@ def test_dead_letters_newest_first_with_filters(store: SqlStore) -> None:
 
 
 def test_dead_letter_without_event(store: SqlStore) -> None:
-    orphan = DeadLetter(Msg("raw", 1, 9, T0, None), "invalid_json", "not JSON")
+    orphan = DeadLetter(RawRecord("raw", 1, 9, T0, None), "invalid_json", "not JSON")
     store.insert(ddl.DEAD_LETTERS_INSERT, wire.dead_letters_table([orphan], T0, "b"), "b:dead")
     [stored] = store.dead_letters(error_code="invalid_json")
     assert stored["organization_id"] == ""
@@ -559,7 +550,7 @@ def test_dead_letter_without_event(store: SqlStore) -> None:
 
 def test_dead_letters_listing_survives_non_utf8_payload(store: SqlStore) -> None:
     raw = b"\xff\xfe not json"
-    bad = DeadLetter(Msg("raw", 0, 1, T0, raw), "invalid_json", "not JSON")
+    bad = DeadLetter(RawRecord("raw", 0, 1, T0, raw), "invalid_json", "not JSON")
     store.insert(ddl.DEAD_LETTERS_INSERT, wire.dead_letters_table([bad], T0, "b"), "b:dead")
     assert store.scalar(
         f"SELECT hex(payload) FROM {store.database}.dead_letters"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 
 from enrichment.catalog_index import CatalogIndex
 from sinks.store import LogPosition
-from streams.batch import BatchResult, PartitionTally, identity_of, process_batch
+from streams.batch import BatchResult, PartitionTally, RawRecord, identity_of, process_batch
 from tests.unit.catalog_factory import (
     DAY_MS,
     HOUR_MS,
@@ -26,15 +25,6 @@ EPOCH = "epoch_1"
 TOPIC = "events-raw"
 KAFKA_TS = START_MS + 2 * HOUR_MS  # the broker's message timestamp
 EVENT_TS_S = (START_MS + HOUR_MS) // 1000  # 1_735_693_200: the payload's Unix seconds
-
-
-@dataclass
-class FakeMessage:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    value: bytes | None
 
 
 class FakeSeen:
@@ -64,9 +54,9 @@ def payload(tx: str = "tx_1", amount: Any = 1, **overrides: Any) -> dict[str, An
 
 def msg(
     offset: int, body: dict[str, Any] | bytes | None, *, partition: int = 0, ts: int = KAFKA_TS
-) -> FakeMessage:
+) -> RawRecord:
     value = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
-    return FakeMessage(TOPIC, partition, offset, ts, value)
+    return RawRecord(TOPIC, partition, offset, ts, value)
 
 
 def pos(offset: int, partition: int = 0, epoch: str = EPOCH) -> LogPosition:
@@ -78,7 +68,7 @@ def ident(tx: str, external_id: str = "sub_ext_1") -> bytes:
 
 
 def run(
-    messages: list[FakeMessage],
+    messages: list[RawRecord],
     seen: FakeSeen | None = None,
     idx: CatalogIndex | None = None,
     window_days: int = 35,
@@ -92,7 +82,7 @@ def run(
     )
 
 
-def outcomes(result: BatchResult, messages: list[FakeMessage]) -> list[str]:
+def outcomes(result: BatchResult, messages: list[RawRecord]) -> list[str]:
     """Per message: "stored", "duplicate" or the dead-letter code."""
     stored = {id(m) for _, m in result.stored_keys}
     dead = {id(d.message): d.code for d in result.dead_letters}

@@ -6,14 +6,13 @@ The end-to-end view through a real Prometheus is tests/integration/test_promethe
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import orjson
 from aiokafka import TopicPartition
 
 from meterline.catalog_service import CatalogService
 from sinks.store import CatalogDoc, StoreError
-from streams.batch import process_batch
+from streams.batch import RawRecord, process_batch
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.pipeline import Pipeline, PipelineConfig
 from tests.unit.catalog_factory import HOUR_MS, ORG, START_MS, index, subscription
@@ -23,22 +22,13 @@ EPOCH = "epoch_1"
 NOW_S = START_MS / 1000 + 30 * 86_400  # the injected clock: 30 days after the start
 
 
-@dataclass
-class Message:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    value: bytes | None
-
-
-def message(partition: int, offset: int, *, event_ms: int, kafka_ms: int) -> Message:
+def message(partition: int, offset: int, *, event_ms: int, kafka_ms: int) -> RawRecord:
     body = {
         "organization_id": ORG, "external_subscription_id": "sub_ext_1", "code": "api",
         "transaction_id": f"tx-{partition}-{offset}", "timestamp": event_ms / 1000,
         "properties": {"amount": 1},
     }
-    return Message(TOPIC, partition, offset, kafka_ms, orjson.dumps(body))
+    return RawRecord(TOPIC, partition, offset, kafka_ms, orjson.dumps(body))
 
 
 class FakeStore:
@@ -87,7 +77,7 @@ def sample(p: Pipeline, name: str, **labels: str) -> float | None:
     return p.metrics.registry.get_sample_value(name, labels)
 
 
-def batch_messages() -> list[Message]:
+def batch_messages() -> list[RawRecord]:
     """150 messages on partition 0, 3 on partition 1, produced 2 s before the clock."""
     kafka_ms = int(NOW_S * 1000) - 2000
     first = START_MS + HOUR_MS

@@ -7,7 +7,6 @@ starting with byte 0 but shorter than the 5-byte header is ``invalid_avro``, not
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,24 +26,22 @@ from schemas.avro import (
     load_schemas,
 )
 from schemas.event import UsageEvent, event_to_json_dict
-from streams.batch import INVALID_AVRO, INVALID_JSON, DeadLetter, decode, process_batch
+from streams.batch import (
+    INVALID_AVRO,
+    INVALID_JSON,
+    DeadLetter,
+    RawRecord,
+    decode,
+    process_batch,
+)
 from tests.unit.catalog_factory import ORG, START_MS, index, subscription
 
 KAFKA_TS = START_MS + 7_200_000
 TS_S = 1_735_693_200  # START_MS + 1 h, in seconds
 
 
-@dataclass
-class FakeMessage:
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    value: bytes | None
-
-
-def message(value: bytes | None, offset: int = 0) -> FakeMessage:
-    return FakeMessage("events-raw", 0, offset, KAFKA_TS, value)
+def message(value: bytes | None, offset: int = 0) -> RawRecord:
+    return RawRecord("events-raw", 0, offset, KAFKA_TS, value)
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -60,21 +57,21 @@ def body(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in event.items() if v is not None}
 
 
-def as_avro(event: dict[str, Any]) -> FakeMessage:
+def as_avro(event: dict[str, Any]) -> RawRecord:
     return message(encode_confluent(event))
 
 
-def as_json(event: dict[str, Any]) -> FakeMessage:
+def as_json(event: dict[str, Any]) -> RawRecord:
     return message(orjson.dumps(event))
 
 
-def decoded(msg: FakeMessage) -> UsageEvent:
+def decoded(msg: RawRecord) -> UsageEvent:
     result = decode(msg)
     assert isinstance(result, UsageEvent), result
     return result
 
 
-def dead(msg: FakeMessage) -> DeadLetter:
+def dead(msg: RawRecord) -> DeadLetter:
     result = decode(msg)
     assert isinstance(result, DeadLetter), result
     return result
@@ -268,7 +265,7 @@ def test_json_still_decodes_as_json() -> None:
 
 
 def test_json_and_avro_share_one_identity_in_a_batch() -> None:
-    messages = [as_json(body()), FakeMessage("events-raw", 0, 1, KAFKA_TS, as_avro(body()).value)]
+    messages = [as_json(body()), RawRecord("events-raw", 0, 1, KAFKA_TS, as_avro(body()).value)]
     idx: CatalogIndex = index(subscriptions=[subscription()])
     result = process_batch(
         messages, index=idx, log_epoch="e", find_seen=lambda ids, since: {}, dedup_window_days=35
