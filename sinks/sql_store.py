@@ -22,6 +22,7 @@ from sinks.store import (
     Organization,
     PartitionCounts,
 )
+from sinks.wire import table_for
 
 # One subscription's buckets in [f, t) (milliseconds); params o, s, f, t.
 _BUCKET_WINDOW = (
@@ -283,12 +284,12 @@ class SqlStore(abc.ABC):
     def mark_redriven(self, letters: list[dict]) -> None:
         """Record that these dead letters were re-published to the raw topic."""
         if letters:
-            wire = pa.table({
+            table = table_for(ddl.REDRIVES_INSERT, {
                 "source_topic": [d["source_topic"] for d in letters],
-                "source_partition": pa.array([d["source_partition"] for d in letters], pa.uint32()),
-                "source_offset": pa.array([d["source_offset"] for d in letters], pa.uint64()),
+                "source_partition": [d["source_partition"] for d in letters],
+                "source_offset": [d["source_offset"] for d in letters],
             })
-            self._insert_wire(ddl.REDRIVES_INSERT, wire, None)
+            self._insert_wire(ddl.REDRIVES_INSERT, table, None)
 
     def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
         """Enriched rows of one transaction id, newest first."""
@@ -315,18 +316,16 @@ class SqlStore(abc.ABC):
         for doc in docs:
             versions.append(doc.version or next_version)
             next_version = max(next_version, versions[-1]) + 1
-        wire = pa.table(
-            {
-                "organization_id": [d.organization_id for d in docs],
-                "kind": [d.kind for d in docs],
-                "key": [d.key for d in docs],
-                "version": pa.array(versions, pa.uint64()),
-                "body": [d.body for d in docs],
-                "deleted": pa.array([int(d.deleted) for d in docs], pa.uint8()),
-                "effective_at_ms": pa.array([d.effective_at_ms for d in docs], pa.int64()),
-            }
-        )
-        self._insert_wire(_CATALOG_INSERT, wire, None)
+        table = table_for(_CATALOG_INSERT, {
+            "organization_id": [d.organization_id for d in docs],
+            "kind": [d.kind for d in docs],
+            "key": [d.key for d in docs],
+            "version": versions,
+            "body": [d.body for d in docs],
+            "deleted": [int(d.deleted) for d in docs],
+            "effective_at_ms": [d.effective_at_ms for d in docs],
+        })
+        self._insert_wire(_CATALOG_INSERT, table, None)
 
     def load_catalog_docs(self) -> list[CatalogDoc]:
         """The latest version of each (organization, kind, key)."""

@@ -22,7 +22,8 @@ _ARROW_TYPES = {
 }
 
 
-def _table(spec: ddl.InsertSpec, columns: Mapping[str, Sequence | pa.Array]) -> pa.Table:
+def table_for(spec: ddl.InsertSpec, columns: Mapping[str, Sequence | pa.Array]) -> pa.Table:
+    """The wire table of ``spec`` from plain columns, typed by its ``wire_columns``."""
     return pa.table({
         name: column if isinstance(column := columns[name], pa.Array)
         else pa.array(column, _ARROW_TYPES[ch_type])
@@ -58,7 +59,7 @@ def events_table(
         [r.event for r in rows], 7  # UsageEvent is a named tuple
     )
     topics, partitions, offsets, _ = _columns(map(_SOURCE_FIELDS, sources), 4)
-    return _table(
+    return table_for(
         ddl.EVENTS_INSERT,
         {
             "organization_id": orgs,
@@ -94,7 +95,7 @@ def rollups_table(states: Mapping[RollupKey, RollupState], batch_id: str) -> pa.
     """Wire table for ``usage_rollups``: one row per (key, bucket) of this batch."""
     keys = list(states)
     values = [states[k] for k in keys]
-    return _table(
+    return table_for(
         ddl.ROLLUPS_INSERT,
         {
             "organization_id": [k.organization_id for k in keys],
@@ -127,7 +128,7 @@ def unique_rollups_table(states: Mapping[UniqueKey, UniqueState], batch_id: str)
     """Wire table for ``unique_rollups``: the last operation per (bucket, value)."""
     keys = list(states)
     values = [states[k] for k in keys]
-    return _table(
+    return table_for(
         ddl.UNIQUE_ROLLUPS_INSERT,
         {
             "organization_id": [k.organization_id for k in keys],
@@ -148,7 +149,7 @@ def unique_rollups_table(states: Mapping[UniqueKey, UniqueState], batch_id: str)
 
 def event_values_table(rows: Sequence[tuple[EnrichedRow, int]], batch_id: str) -> pa.Table:
     """Wire table for ``event_values``: each value of a percentage charge, with its position."""
-    return _table(
+    return table_for(
         ddl.EVENT_VALUES_INSERT,
         {
             "organization_id": [r.event.organization_id for r, _ in rows],
@@ -166,7 +167,7 @@ def event_values_table(rows: Sequence[tuple[EnrichedRow, int]], batch_id: str) -
 
 def dead_letters_table(letters: Sequence, failed_at_ms: int, batch_id: str) -> pa.Table:
     """Wire table for ``dead_letters`` (original bytes kept as they came)."""
-    return _table(
+    return table_for(
         ddl.DEAD_LETTERS_INSERT,
         {
             "organization_id": [d.event.organization_id if d.event else "" for d in letters],
@@ -199,7 +200,7 @@ def dedup_keys_table(keys: Sequence[tuple[bytes, object]], log_epoch: str) -> pa
     """Wire table for ``dedup_keys``: identity and first-seen position of stored events."""
     identities, messages = _columns(keys, 2)
     topics, partitions, offsets, timestamps = _columns(map(_SOURCE_FIELDS, messages), 4)
-    return _table(
+    return table_for(
         ddl.DEDUP_KEYS_INSERT,
         {
             "identity": _fixed_binary_16(identities),
@@ -220,7 +221,7 @@ def batches_table(
     parts = sorted(tallies)
     t = [tallies[p] for p in parts]
     done = state == "done"
-    return _table(
+    return table_for(
         ddl.BATCHES_INSERT,
         {
             "batch_id": [batch_id] * len(parts),
