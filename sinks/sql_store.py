@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import base64
+from collections.abc import Iterator
 from decimal import Decimal
 
 import orjson
@@ -102,6 +103,24 @@ class SqlStore(abc.ABC):
         ):
             found.setdefault(ident, []).append(LogPosition(epoch, topic, part, off))
         return found
+
+    def stored_identities(self, since_ms: int) -> Iterator[bytes]:
+        """Every dedup identity seen since ``since_ms``, in chunks of packed 16-byte digests.
+
+        One query per 1/16 of the identity range (the table's ORDER BY), so a chunk stays small
+        however large the index is."""
+        for first in range(16):
+            bounds = f"identity >= unhex('{first:x}0')"
+            if first < 15:
+                bounds += f" AND identity < unhex('{first + 1:x}0')"
+            column = self._query(
+                f"SELECT identity FROM {self.database}.dedup_keys WHERE {bounds} "
+                f"AND seen_at >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC')",
+                {"since": since_ms},
+            ).column("identity").combine_chunks().cast(pa.binary(16))
+            if len(column):
+                data = column.buffers()[1]
+                yield data.slice(column.offset * 16, len(column) * 16).to_pybytes()
 
     @abc.abstractmethod
     def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:

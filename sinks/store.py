@@ -7,6 +7,7 @@ their SQL through :class:`sinks.sql_store.SqlStore`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -91,6 +92,9 @@ class Store(Protocol):
         self, identities: list[bytes], since_ms: int
     ) -> dict[bytes, list[LogPosition]]:
         """Stored positions of each identity first seen at or after ``since_ms``."""
+
+    def stored_identities(self, since_ms: int) -> Iterator[bytes]:
+        """Every dedup identity seen since ``since_ms``, in chunks of packed 16-byte digests."""
 
     def open_batches(self, log_epoch: str, topic: str) -> list[OpenBatch]:
         """Batches begun but not marked done, oldest first."""

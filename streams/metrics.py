@@ -85,6 +85,17 @@ class Metrics:
             "meterline_replayed_batches_total", "Unfinished batches replayed after a restart.",
             registry=r,
         )
+        self.dedup_lookup_keys = Counter(
+            "meterline_dedup_lookup_keys_total",
+            "Identities looked up in the dedup index: those the in-memory filter may hold "
+            "(duplicates and ~0.5% false positives); compare with consumed messages.",
+            registry=r,
+        )
+        self.dedup_filter_identities = Gauge(
+            "meterline_dedup_filter_identities",
+            "Identities in the in-memory dedup filter (loaded at assignment, then added to).",
+            registry=r,
+        )
         # --- the store -----------------------------------------------------------------------
         self.store_errors = Counter(
             "meterline_store_errors_total",

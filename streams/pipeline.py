@@ -24,9 +24,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from enrichment.catalog_index import CatalogIndex
 from sinks import ddl, wire
-from sinks.store import Store, StoreError
-from streams.batch import BatchResult, RawMessage, process_batch
+from sinks.store import LogPosition, Store, StoreError
+from streams.batch import DAY_MS, BatchResult, RawMessage, process_batch
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
+from streams.seen_filter import SeenFilter
 
 log = logging.getLogger("meterline.pipeline")
 
@@ -157,6 +158,10 @@ class Pipeline:
         # (fetched before a seek) are dropped: an offset is never processed in two batches.
         self._next_offset: dict[int, int] = {}
         self._watermark_ms: dict[int, int] = {}  # largest event timestamp committed
+        # Identities stored so far (loaded from the store at each assignment, then added to as
+        # batches are prepared): only the ones it may hold are looked up in the store. None
+        # until the first assignment: then every identity is looked up.
+        self._seen: SeenFilter | None = None
 
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -269,18 +274,29 @@ class Pipeline:
         """
         timings: dict[str, float] = {}
         now_ms = int(self.clock() * 1000)
+        seen_filter = self._seen
+
+        def find_seen(keys: list[bytes], since: int) -> dict[bytes, list[LogPosition]]:
+            if seen_filter is not None:
+                keys = seen_filter.maybe_seen(keys)
+                self.metrics.dedup_lookup_keys.inc(len(keys))
+                if not keys:
+                    return {}
+            return self._retry_sync("dedup lookup", self.store.find_seen, keys, since)
+
         with gc_paused():
             result = process_batch(
                 messages,
                 index=self.catalog(),
                 log_epoch=self.log_epoch,
-                find_seen=lambda keys, since: self._retry_sync(
-                    "dedup lookup", self.store.find_seen, keys, since
-                ),
+                find_seen=find_seen,
                 dedup_window_days=self.config.dedup_window_days,
                 timings=timings,
                 also_seen=also_seen,
             )
+            if seen_filter is not None:
+                seen_filter.add([key for key, _ in result.stored_keys])
+                self.metrics.dedup_filter_identities.set(len(seen_filter))
             bid = batch_id_for(self.log_epoch, self.config.topic, result)
             started = time.perf_counter()
             tables = {
@@ -490,6 +506,7 @@ class Pipeline:
         self.metrics.rebalances.labels("assigned").inc()
         async with self._lock:
             await self._drain()
+            await self._load_seen_filter()
             await self.replay_open_batches()
             committed = await asyncio.to_thread(
                 self._retry_sync, "read offsets", self.store.committed_offsets,
@@ -502,6 +519,27 @@ class Pipeline:
                 self._next_offset[tp.partition] = start
                 self._pending.pop(tp.partition, None)
         log.info("assigned %s, resuming at %s", sorted(tp.partition for tp in assigned), committed)
+
+    async def _load_seen_filter(self) -> None:
+        """Rebuild the filter of stored identities from the store's dedup index (the window).
+
+        Run at each assignment, once the batch in hand is written: the partitions may come
+        from another worker, whose stored identities are then in the store."""
+        started = time.perf_counter()
+        since_ms = int(self.clock() * 1000) - self.config.dedup_window_days * DAY_MS
+
+        def load() -> SeenFilter:
+            seen = SeenFilter()
+            for chunk in self.store.stored_identities(since_ms):
+                seen.add_packed(chunk)
+            return seen
+
+        self._seen = await asyncio.to_thread(self._retry_sync, "read dedup keys", load)
+        self.metrics.dedup_filter_identities.set(len(self._seen))
+        log.info(
+            "dedup filter: %d stored identities loaded in %.2fs (%d KB)", len(self._seen),
+            time.perf_counter() - started, self._seen.nbytes // 1024,
+        )
 
     async def replay_open_batches(self) -> None:
         """Re-read the exact ranges of every begun-but-unfinished batch and commit it."""

@@ -263,6 +263,25 @@ def test_find_seen_of_nothing_is_empty(store: SqlStore) -> None:
     assert store.find_seen([], since_ms=0) == {}
 
 
+def test_stored_identities_are_every_key_of_the_window_once(store: SqlStore) -> None:
+    # Identities spread over the whole byte range, so every one of the 16 range reads has some,
+    # including the edges (0x00… and 0xff…).
+    edges = [bytes([0] * 16), bytes([0x0F] + [0xFF] * 15), bytes([0x10] + [0] * 15),
+             bytes([0xFF] * 16)]
+    new = edges + [bytes([b]) + os.urandom(15) for b in range(0, 256, 3)]
+    old = [bytes([b]) + os.urandom(15) for b in range(1, 256, 50)]
+    keys = [(k, RawRecord("raw", 0, i, T0 + 10_000)) for i, k in enumerate(new)]
+    keys += [(k, RawRecord("raw", 1, i, T0)) for i, k in enumerate(old)]
+    store.insert(ddl.DEDUP_KEYS_INSERT, wire.dedup_keys_table(keys, "e"), "b:keys")
+
+    chunks = list(store.stored_identities(T0 + 5_000))
+    assert all(len(c) % 16 == 0 for c in chunks)
+    got = [c[i:i + 16] for c in chunks for i in range(0, len(c), 16)]
+    assert sorted(got) == sorted(new)
+    got_all = [c[i:i + 16] for c in store.stored_identities(0) for i in range(0, len(c), 16)]
+    assert sorted(got_all) == sorted(new + old)
+
+
 # --- batch manifest ----------------------------------------------------------------------------
 
 
