@@ -20,12 +20,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from enrichment.catalog_index import CatalogIndex
 from sinks import ddl, wire
 from sinks.store import LogPosition, Store, StoreError
-from streams.batch import DAY_MS, BatchResult, RawMessage, process_batch
+from streams.batch import DAY_MS, BatchResult, DeadLetter, PartitionTally, RawMessage, process_batch
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.seen_filter import SeenFilter
 
@@ -53,14 +54,21 @@ class PipelineConfig:
 
 @dataclass
 class PreparedBatch:
-    """A processed batch, the id its writes are deduplicated by, and its Arrow wire tables."""
+    """What writing and committing a processed batch needs, and nothing more.
+
+    The raw messages and the Python rows are not kept: a batch waits here while the next one
+    is prepared, and its Arrow wire tables hold its rows in a fraction of the memory.
+    """
 
     batch_id: str
-    messages: Sequence[RawMessage]
-    result: BatchResult
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per pure step
+    tallies: dict[int, PartitionTally]  # per partition: offset range and outcome counts
+    dead_letters: list[DeadLetter]
+    tables: dict[str, Any]  # wire table per write step
+    stored: dict[bytes, int]  # identity → seen-at ms of each stored event, as its dedup keys
+    freshness_sample_ms: list[int]  # Kafka timestamps of 1 in FRESHNESS_SAMPLE_EVERY messages
+    newest_event_ms: dict[int, int]  # per partition: the latest event time stored
     prepared_at_ms: int = 0
-    tables: dict[str, Any] = field(default_factory=dict)  # wire table per write step
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per pure step
 
 
 @contextlib.contextmanager
@@ -103,6 +111,32 @@ def batch_id_for(log_epoch: str, topic: str, result: BatchResult) -> str:
     )
     digest = hashlib.sha256(f"{log_epoch}|{topic}|{ranges}".encode()).hexdigest()[:24]
     return f"{topic}:{digest}"
+
+
+def _freshness_sample(
+    messages: Sequence[RawMessage], tallies: Mapping[int, PartitionTally]
+) -> list[int]:
+    """Kafka timestamps of one message in every ``FRESHNESS_SAMPLE_EVERY`` of each partition,
+    starting with the partition's first (oldest) one. Messages are in partition-offset order,
+    so the sample costs a slice per partition, not a pass over the batch."""
+    sample: list[int] = []
+    position = 0
+    for partition in sorted(tallies):
+        count = tallies[partition].consumed
+        sample.extend(
+            m.timestamp for m in messages[position:position + count:FRESHNESS_SAMPLE_EVERY]
+        )
+        position += count
+    return sample
+
+
+def _newest_event_ms(events: pa.Table) -> dict[int, int]:
+    """The latest event time stored per partition, from the batch's ``events`` wire table."""
+    if not events.num_rows:
+        return {}
+    newest = events.group_by("source_partition").aggregate([("timestamp_ms", "max")])
+    return dict(zip(newest["source_partition"].to_pylist(),
+                    newest["timestamp_ms_max"].to_pylist(), strict=True))
 
 
 @dataclass
@@ -253,7 +287,7 @@ class Pipeline:
             await self._drain()
             self._in_flight = _InFlight(
                 asyncio.create_task(self.commit_batch(prepared, commit_kafka=True)),
-                {key: m.timestamp for key, m in prepared.result.stored_keys},
+                prepared.stored,
             )
         if wait:
             await self._drain()
@@ -308,9 +342,20 @@ class Pipeline:
                 "dead": wire.dead_letters_table(result.dead_letters, now_ms, bid),
             }
             timings["wire"] = time.perf_counter() - started
+            prepared = PreparedBatch(
+                batch_id=bid,
+                tallies=result.tallies,
+                dead_letters=result.dead_letters,
+                tables=tables,
+                stored={key: m.timestamp for key, m in result.stored_keys},
+                freshness_sample_ms=_freshness_sample(messages, result.tallies),
+                newest_event_ms=_newest_event_ms(tables["events"]),
+                prepared_at_ms=now_ms,
+                timings=timings,
+            )
         for step, seconds in timings.items():
             self.metrics.step_seconds.labels(step).observe(seconds)
-        return PreparedBatch(bid, messages, result, timings, now_ms, tables)
+        return prepared
 
     async def commit_batch(self, batch: PreparedBatch, *, commit_kafka: bool) -> None:
         """Write one batch. THE commit order; every write is idempotent by its token.
@@ -318,12 +363,12 @@ class Pipeline:
         A crash anywhere replays the batch from step 1 with the same offsets, hence the same
         batch id and tokens, so a write that already landed is ignored by ClickHouse.
         """
-        result, bid, now_ms = batch.result, batch.batch_id, batch.prepared_at_ms
-        topic, tables = self.config.topic, batch.tables
+        bid, now_ms = batch.batch_id, batch.prepared_at_ms
+        topic, tables, tallies = self.config.topic, batch.tables, batch.tallies
         writes_started = time.perf_counter()
         # 1. 'begin' marker: pins the batch's exact offset ranges. Crash after this: restart
         #    finds an open batch and replays exactly these ranges (same id, same tokens).
-        await self._write_marker(bid, "begin", result, now_ms)
+        await self._write_marker(bid, "begin", tallies, now_ms)
         # 2. dedup index: identities of stored events. Crash after: the replay sees its own
         #    positions there and still treats those events as originals.
         await self._write(ddl.DEDUP_KEYS_INSERT, tables["keys"], f"{bid}:keys")
@@ -338,59 +383,48 @@ class Pipeline:
         await self._write(ddl.DEAD_LETTERS_INSERT, tables["dead"], f"{bid}:dead")
         # 6. dead-letter topic, for subscribers. Crash after: a replay publishes them again
         #    (the topic is at-least-once; the table above is exact).
-        await self._publish_dead_letters(result)
+        await self._publish_dead_letters(batch.dead_letters)
         # 7. 'done' marker with the reconciliation counts: the batch is committed.
         #    Crash after: nothing is replayed; the partition resumes after this batch.
-        await self._write_marker(bid, "done", result, now_ms)
+        await self._write_marker(bid, "done", tallies, now_ms)
         self.metrics.step_seconds.labels("insert").observe(time.perf_counter() - writes_started)
         self._observe_committed(batch)
         # 8. Kafka offsets, for lag monitoring only. Crash before: the manifest wins on restart.
         if commit_kafka and self._consumer is not None:
             started = time.perf_counter()
             offsets = {
-                TopicPartition(topic, p): t.to_offset + 1 for p, t in result.tallies.items()
+                TopicPartition(topic, p): t.to_offset + 1 for p, t in tallies.items()
             }
             try:
                 await self._consumer.commit(offsets)
             except Exception as exc:  # a revoked partition; the manifest already holds it
                 log.warning("kafka offset commit skipped: %s", exc)
             self.metrics.step_seconds.labels("commit").observe(time.perf_counter() - started)
-        self._count(result)
+        self._count(batch)
         if commit_kafka:
             self._update_lag()
 
     async def _write_marker(
-        self, batch_id: str, state: str, result: BatchResult, now_ms: int
+        self, batch_id: str, state: str, tallies: Mapping[int, PartitionTally], now_ms: int
     ) -> None:
         """A manifest row per partition range ('begin' pins the ranges, 'done' commits)."""
         table = wire.batches_table(
             batch_id=batch_id, log_epoch=self.log_epoch, topic=self.config.topic, state=state,
-            tallies=result.tallies, written_at_ms=now_ms,
+            tallies=tallies, written_at_ms=now_ms,
         )
         await self._write(ddl.BATCHES_INSERT, table, f"{batch_id}:{state}")
 
     def _observe_committed(self, batch: PreparedBatch) -> None:
         """Freshness and event-time watermark of a batch whose 'done' marker is written.
 
-        Freshness is the time from each message's Kafka timestamp to now (its rows are visible
-        in the aggregates). To keep the cost off the hot path, one message in every
-        ``FRESHNESS_SAMPLE_EVERY`` of each partition is observed, starting with the partition's
-        first (oldest) message of the batch. Messages are in partition-offset order.
+        Freshness is the time from a message's Kafka timestamp to now (its rows are visible in
+        the aggregates), observed for the batch's sample (see :func:`_freshness_sample`).
         """
         now = self.clock()
-        result, observe = batch.result, self.metrics.freshness.observe
-        position = 0
-        for partition in sorted(result.tallies):
-            count = result.tallies[partition].consumed
-            segment = batch.messages[position:position + count:FRESHNESS_SAMPLE_EVERY]
-            for message in segment:
-                observe(max(0.0, now - message.timestamp / 1000))
-            position += count
-        newest: dict[int, int] = {}
-        for row, source in zip(result.rows, result.sources, strict=True):
-            if row.event.timestamp_ms > newest.get(source.partition, -1):
-                newest[source.partition] = row.event.timestamp_ms
-        for partition, timestamp_ms in newest.items():
+        observe = self.metrics.freshness.observe
+        for timestamp_ms in batch.freshness_sample_ms:
+            observe(max(0.0, now - timestamp_ms / 1000))
+        for partition, timestamp_ms in batch.newest_event_ms.items():
             if timestamp_ms > self._watermark_ms.get(partition, -1):
                 self._watermark_ms[partition] = timestamp_ms
                 self.metrics.watermark.labels(self.config.topic, str(partition)).set(
@@ -418,14 +452,14 @@ class Pipeline:
                 with contextlib.suppress(KeyError):  # never set on this worker
                     gauge.remove(tp.topic, str(tp.partition))
 
-    def _count(self, result: BatchResult) -> None:
+    def _count(self, batch: PreparedBatch) -> None:
         stats = self.stats
         stats.batches += 1
         stats.last_batch_at = self.clock()
         self.metrics.last_batch.set(stats.last_batch_at)
         messages = self.metrics.messages
         topic = self.config.topic
-        for partition, tally in result.tallies.items():
+        for partition, tally in batch.tallies.items():
             p = str(partition)
             messages.labels(topic, p, "consumed").inc(tally.consumed)
             messages.labels(topic, p, "stored").inc(tally.stored)
@@ -436,7 +470,7 @@ class Pipeline:
             stats.stored += tally.stored
             stats.duplicates += tally.duplicates
             stats.dead_letters += tally.dead_letters
-        for letter in result.dead_letters:
+        for letter in batch.dead_letters:
             stats.by_reason[letter.code] = stats.by_reason.get(letter.code, 0) + 1
             self.metrics.dead_letters.labels(letter.code).inc()
 
@@ -468,8 +502,8 @@ class Pipeline:
                 delay = min(delay * 2, self.config.retry_max_seconds)
                 retrying = True
 
-    async def _publish_dead_letters(self, result: BatchResult) -> None:
-        if not result.dead_letters or self._producer is None:
+    async def _publish_dead_letters(self, dead_letters: Sequence[DeadLetter]) -> None:
+        if not dead_letters or self._producer is None:
             return
         futures = [
             await self._producer.send(
@@ -484,7 +518,7 @@ class Pipeline:
                     ("source_offset", str(letter.message.offset).encode()),
                 ],
             )
-            for letter in result.dead_letters
+            for letter in dead_letters
         ]
         await asyncio.gather(*futures)
 

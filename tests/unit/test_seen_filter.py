@@ -119,7 +119,7 @@ def test_only_identities_the_filter_may_hold_are_looked_up_and_duplicates_are_st
         m.value = old.value
     fresh = messages(1, range(20, 520))
     first = p.prepare(again + fresh)
-    tally = first.result.tallies[1]
+    tally = first.tallies[1]
     assert (tally.duplicates, tally.stored) == (20, 500)
     asked = set(store.asked[-1])
     assert {identity_of(_event(m)) for m in earlier} <= asked
@@ -132,8 +132,8 @@ def test_only_identities_the_filter_may_hold_are_looked_up_and_duplicates_are_st
     for m, old in zip(resent, fresh, strict=True):
         m.value = old.value
     second = p.prepare(resent)
-    assert second.result.tallies[2].duplicates == 500
-    assert second.result.tallies[2].stored == 0
+    assert second.tallies[2].duplicates == 500
+    assert second.tallies[2].stored == 0
 
 
 def test_without_a_loaded_filter_every_identity_is_looked_up():
