@@ -188,12 +188,18 @@ def process_batch(
     seen = find_seen(list({ident for _, _, ident in decoded}), since) if decoded else {}
 
     # Positions inside this batch are ignored: on a replay they are this batch's own earlier
-    # writes, and duplicates within the batch are decided by ``stored_here`` alone.
-    # (Built only when the store found some identity: usually it finds none.)
-    in_batch = (
-        {LogPosition(log_epoch, m.topic, m.partition, m.offset) for m in messages}
-        if seen else set()
-    )
+    # writes, and duplicates within the batch are decided by ``stored_here`` alone. A batch
+    # holds every message of its offset range on each partition (batches are consecutive
+    # ranges, pinned by the manifest), so "inside" is a range test, not a set of positions.
+    topics = {m.topic for m in messages} if seen else set()
+
+    def inside(position: LogPosition) -> bool:
+        tally = tallies.get(position.partition)
+        return (
+            tally is not None and tally.from_offset <= position.offset <= tally.to_offset
+            and position.log_epoch == log_epoch and position.topic in topics
+        )
+
     stored_here: set[bytes] = set()  # stored by this batch (or by the batch in flight)
     if also_seen:
         stored_here.update(k for k, seen_at in also_seen.items() if seen_at >= since)
@@ -202,7 +208,7 @@ def process_batch(
     for message, event, ident in decoded:
         tally = tallies[message.partition]
         if ident in stored_here or (
-            seen and any(p not in in_batch for p in seen.get(ident, ()))
+            seen and any(not inside(p) for p in seen.get(ident, ()))
         ):
             tally.duplicates += 1
             continue

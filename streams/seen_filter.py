@@ -27,12 +27,9 @@ _ONE = np.uint64(1)
 
 def _packed(identities: Sequence[bytes]) -> bytes:
     """Identities end to end in one buffer (each must be 16 bytes)."""
-    packed = b"".join(identities)
-    if len(packed) != IDENTITY_BYTES * len(identities) or any(
-        len(i) != IDENTITY_BYTES for i in identities
-    ):
+    if set(map(len, identities)) != {IDENTITY_BYTES}:
         raise ValueError(f"identities are {IDENTITY_BYTES} bytes each")
-    return packed
+    return b"".join(identities)
 
 
 def _halves(identities: bytes | bytearray | memoryview) -> tuple[np.ndarray, np.ndarray]:
