@@ -124,6 +124,9 @@ def test_only_identities_the_filter_may_hold_are_looked_up_and_duplicates_are_st
     asked = set(store.asked[-1])
     assert {identity_of(_event(m)) for m in earlier} <= asked
     assert len(asked) < 40  # the 20 duplicates and a few false positives, not 520
+    registry = p.metrics.registry
+    assert registry.get_sample_value("meterline_dedup_lookup_keys_total") == len(asked)
+    assert registry.get_sample_value("meterline_dedup_filter_identities") == 520
 
     # Batch 1 is written; batch 2 re-sends its new events: all are duplicates, found through
     # the identities the filter took from batch 1.
