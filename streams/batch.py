@@ -158,6 +158,8 @@ def process_batch(
     started = time.perf_counter()
     result = BatchResult()
     decoded: list[tuple[RawMessage, UsageEvent, bytes]] = []
+    identities: list[bytes] = []
+    earliest_ms: int | None = None  # the oldest Kafka timestamp among the decoded messages
     tallies = result.tallies
     tally = PartitionTally(0, 0)
     partition = None
@@ -181,11 +183,15 @@ def process_batch(
             result.dead_letters.append(parsed)
             tally.dead_letters += 1
         else:
-            decoded.append((message, parsed, identity_of(parsed)))
+            identity = identity_of(parsed)
+            decoded.append((message, parsed, identity))
+            identities.append(identity)
+            if earliest_ms is None or message.timestamp < earliest_ms:
+                earliest_ms = message.timestamp
 
     parsed_at = time.perf_counter()
-    since = min((m.timestamp for m, _, _ in decoded), default=0) - dedup_window_days * DAY_MS
-    seen = find_seen(list({ident for _, _, ident in decoded}), since) if decoded else {}
+    since = (earliest_ms or 0) - dedup_window_days * DAY_MS
+    seen = find_seen(list(set(identities)), since) if decoded else {}
 
     # Positions inside this batch are ignored: on a replay they are this batch's own earlier
     # writes, and duplicates within the batch are decided by ``stored_here`` alone. A batch
@@ -202,7 +208,10 @@ def process_batch(
 
     stored_here: set[bytes] = set()  # stored by this batch (or by the batch in flight)
     if also_seen:
-        stored_here.update(k for k, seen_at in also_seen.items() if seen_at >= since)
+        if min(also_seen.values()) >= since:  # the usual case: all of them are in the window
+            stored_here.update(also_seen)
+        else:
+            stored_here.update(k for k, seen_at in also_seen.items() if seen_at >= since)
     deduped_at = time.perf_counter()
     rows, sources = result.rows, result.sources
     for message, event, ident in decoded:
