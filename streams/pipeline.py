@@ -32,6 +32,11 @@ from streams.seen_filter import SeenFilter
 
 log = logging.getLogger("meterline.pipeline")
 
+# The dedup filter holds the identities of the window plus this margin: a batch looks back one
+# window from its oldest message, so messages up to a day old (consumer lag) use the filter;
+# an older backlog (a backfill) has every identity looked up in the store instead.
+SEEN_FILTER_MARGIN_MS = DAY_MS
+
 
 class PipelineStopped(RuntimeError):
     """The pipeline is stopping: the batch in hand is abandoned and replayed at next start."""
@@ -311,7 +316,9 @@ class Pipeline:
         seen_filter = self._seen
 
         def find_seen(keys: list[bytes], since: int) -> dict[bytes, list[LogPosition]]:
-            if seen_filter is not None:
+            # A batch of old messages (a backfill) looks further back than the filter holds:
+            # then every identity is looked up.
+            if seen_filter is not None and since >= seen_filter.since_ms:
                 keys = seen_filter.maybe_seen(keys)
                 self.metrics.dedup_lookup_keys.inc(len(keys))
                 if not keys:
@@ -560,10 +567,11 @@ class Pipeline:
         Run at each assignment, once the batch in hand is written: the partitions may come
         from another worker, whose stored identities are then in the store."""
         started = time.perf_counter()
-        since_ms = int(self.clock() * 1000) - self.config.dedup_window_days * DAY_MS
+        window_ms = self.config.dedup_window_days * DAY_MS
+        since_ms = int(self.clock() * 1000) - window_ms - SEEN_FILTER_MARGIN_MS
 
         def load() -> SeenFilter:
-            seen = SeenFilter()
+            seen = SeenFilter(since_ms=since_ms)
             for chunk in self.store.stored_identities(since_ms):
                 seen.add_packed(chunk)
             return seen

@@ -69,10 +69,16 @@ class _Segment:
 
 
 class SeenFilter:
-    """The identities seen so far (no false negatives, ~0.5% false positives)."""
+    """The identities seen so far (no false negatives, ~0.5% false positives).
 
-    def __init__(self, capacity: int = 1 << 20):
+    ``since_ms``: the filter was loaded with the identities seen at or after this time; older
+    stored identities are not in it (identities added later are, whatever their age), so it
+    can only answer for lookups that ignore identities seen before ``since_ms``.
+    """
+
+    def __init__(self, capacity: int = 1 << 20, *, since_ms: int = 0):
         self._segments = [_Segment(capacity)]
+        self.since_ms = since_ms
 
     def __len__(self) -> int:
         """How many identities were added (with repeats)."""

@@ -66,25 +66,30 @@ def test_an_empty_filter_sees_nothing() -> None:
 
 
 class DedupIndexStore:
-    """A dedup index in memory: what was inserted into ``dedup_keys`` and what was asked."""
+    """A dedup index in memory (identity → position, seen-at ms): what was inserted into
+    ``dedup_keys``, and what was asked."""
 
-    def __init__(self, stored: dict[bytes, LogPosition]):
+    def __init__(self, stored: dict[bytes, tuple[LogPosition, int]]):
         self.stored = dict(stored)
         self.asked: list[list[bytes]] = []
 
     def stored_identities(self, since_ms):
-        yield b"".join(self.stored)
+        yield b"".join(k for k, (_, seen_at) in self.stored.items() if seen_at >= since_ms)
 
     def find_seen(self, keys, since):
         self.asked.append(list(keys))
-        return {k: [self.stored[k]] for k in keys if k in self.stored}
+        return {
+            k: [self.stored[k][0]] for k in keys
+            if k in self.stored and self.stored[k][1] >= since
+        }
 
     def insert(self, spec, table, token):
         if spec is ddl.DEDUP_KEYS_INSERT:
             for row in table.to_pylist():
-                self.stored[row["identity"]] = LogPosition(
-                    row["log_epoch"], row["source_topic"], row["source_partition"],
-                    row["source_offset"],
+                self.stored[row["identity"]] = (
+                    LogPosition(row["log_epoch"], row["source_topic"], row["source_partition"],
+                                row["source_offset"]),
+                    row["seen_at_ms"],
                 )
 
 
@@ -106,7 +111,8 @@ def messages(partition: int, offsets: range) -> list:
 def test_only_identities_the_filter_may_hold_are_looked_up_and_duplicates_are_still_found():
     earlier = messages(0, range(0, 20))  # stored by an earlier worker
     store = DedupIndexStore({
-        identity_of(_event(m)): LogPosition(EPOCH, TOPIC, 9, m.offset) for m in earlier
+        identity_of(_event(m)): (LogPosition(EPOCH, TOPIC, 9, m.offset), m.timestamp)
+        for m in earlier
     })
     p = pipeline(store)
     asyncio.run(p._load_seen_filter())
@@ -137,6 +143,28 @@ def test_only_identities_the_filter_may_hold_are_looked_up_and_duplicates_are_st
     second = p.prepare(resent)
     assert second.tallies[2].duplicates == 500
     assert second.tallies[2].stored == 0
+
+
+def test_a_backfill_older_than_the_filter_looks_up_every_identity():
+    day_ms = 86_400_000
+    now_ms = int(NOW_S * 1000)
+    # Stored 40 days ago: outside the 35-day window (plus a day) the filter is loaded with.
+    old = message(0, 0, event_ms=START_MS + 3_600_000, kafka_ms=now_ms - 40 * day_ms)
+    store = DedupIndexStore(
+        {identity_of(_event(old)): (LogPosition(EPOCH, TOPIC, 0, 0), old.timestamp)}
+    )
+    p = pipeline(store)
+    asyncio.run(p._load_seen_filter())
+    assert len(p._seen) == 0
+
+    # A backfill re-sends it with a Kafka timestamp 38 days old: the batch's window reaches 73
+    # days back, further than the filter, so the store is asked and finds the copy.
+    copy = message(1, 0, event_ms=START_MS + 3_600_000, kafka_ms=now_ms - 38 * day_ms)
+    copy.value = old.value
+    fresh = messages(1, range(1, 11))
+    batch = p.prepare([copy, *fresh])
+    assert (batch.tallies[1].duplicates, batch.tallies[1].stored) == (1, 10)
+    assert len(store.asked[-1]) == 11
 
 
 def test_without_a_loaded_filter_every_identity_is_looked_up():
