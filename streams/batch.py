@@ -163,9 +163,11 @@ def process_batch(
     tallies = result.tallies
     tally = PartitionTally(0, 0)
     partition = None
+    topics: set[str] = set()
     for message in messages:
         if message.partition != partition:  # messages come grouped by partition
             partition = message.partition
+            topics.add(message.topic)
             tally = tallies.get(partition)  # type: ignore[assignment]
             if tally is None:
                 tally = tallies[partition] = PartitionTally(message.offset, message.offset)
@@ -197,8 +199,6 @@ def process_batch(
     # writes, and duplicates within the batch are decided by ``stored_here`` alone. A batch
     # holds every message of its offset range on each partition (batches are consecutive
     # ranges, pinned by the manifest), so "inside" is a range test, not a set of positions.
-    topics = {m.topic for m in messages} if seen else set()
-
     def inside(position: LogPosition) -> bool:
         tally = tallies.get(position.partition)
         return (

@@ -146,10 +146,10 @@ def _newest_event_ms(events: pa.Table) -> dict[int, int]:
 
 @dataclass
 class _InFlight:
-    """The batch being written, and the identities of the events it stores."""
+    """The batch being written, and the task writing it."""
 
     task: asyncio.Task
-    stored: dict[bytes, int]  # identity → seen-at ms, as its dedup keys will hold
+    batch: PreparedBatch
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -285,14 +285,13 @@ class Pipeline:
             messages = [m for p in sorted(self._pending) for m in self._pending[p]]
             self._pending.clear()
             in_flight = self._in_flight
-            also_seen = in_flight.stored if in_flight is not None else None
+            also_seen = in_flight.batch.stored if in_flight is not None else None
             started = time.perf_counter()
             prepared = await asyncio.to_thread(self.prepare, messages, also_seen)
             self.metrics.step_seconds.labels("process").observe(time.perf_counter() - started)
             await self._drain()
             self._in_flight = _InFlight(
-                asyncio.create_task(self.commit_batch(prepared, commit_kafka=True)),
-                prepared.stored,
+                asyncio.create_task(self.commit_batch(prepared, commit_kafka=True)), prepared
             )
         if wait:
             await self._drain()
