@@ -165,7 +165,7 @@ class SqlStore(abc.ABC):
         ]
 
     def dedup_index_stats(self) -> dict:
-        """Keys in the dedup index and their size on disk (the worker holds none in memory)."""
+        """Keys in the dedup index and their size on disk (the record of truth for dedup)."""
         row = self._query(
             "SELECT sum(rows) AS keys, sum(bytes_on_disk) AS bytes FROM system.parts "
             "WHERE database = {db:String} AND table = 'dedup_keys' AND active",
