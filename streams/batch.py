@@ -34,6 +34,7 @@ from enrichment.enricher import EnrichedRow, Rejection, enrich
 from schemas.avro import MAGIC_BYTE, AvroDecodeError, decode_confluent, load_schemas
 from schemas.errors import InvalidField
 from schemas.event import UsageEvent, parse_event
+from schemas.event_json import parse_event_json
 from sinks.store import LogPosition
 
 INVALID_JSON = "invalid_json"
@@ -124,6 +125,9 @@ def decode(message: RawMessage) -> UsageEvent | DeadLetter:
         except AvroDecodeError as exc:
             return DeadLetter(message, INVALID_AVRO, f"not Avro: {exc}")
     else:
+        event = parse_event_json(value, now_ms=message.timestamp)
+        if event is not None:  # the usual event; anything else takes the general path
+            return event
         try:
             obj = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
