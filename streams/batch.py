@@ -220,8 +220,9 @@ def process_batch(
     rows, sources = result.rows, result.sources
     for message, event, ident in decoded:
         tally = tallies[message.partition]
+        positions = seen.get(ident) if seen else None
         if ident in stored_here or (
-            seen and any(not inside(p) for p in seen.get(ident, ()))
+            positions is not None and any(not inside(p) for p in positions)
         ):
             tally.duplicates += 1
             continue
