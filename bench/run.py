@@ -69,8 +69,8 @@ TARGETS = {
     "billing_read_p99_ms": 50,
     "peak_rss_mb": 1024,
 }
-# Tables whose rows scale with events; ``batches`` (the commit manifest: one row per partition
-# per marker, two markers per batch) is counted for INSERT/s but not for rows per INSERT.
+# Tables whose rows scale with events. The commit manifest (``batch_begins`` and ``batches``:
+# one row per partition and marker, one marker per table per batch) is judged on INSERT/s only.
 DATA_TABLES = ("dedup_keys", "events", "usage_rollups")
 
 

@@ -7,6 +7,7 @@ so Python never builds Decimal or Map Arrow arrays on the hot path.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 # Every table that receives batch inserts remembers the tokens of its last N blocks, so a batch
@@ -189,9 +190,10 @@ ORDER BY identity
 SETTINGS {_DEDUP}, index_granularity = {DEDUP_INDEX_GRANULARITY}""",
 )
 
-BATCHES = Table(
-    "batches",
-    f"""(
+# The commit manifest: one row per partition range and marker. 'begin' markers go to
+# ``batch_begins`` and 'done' markers to ``batches``, so each table takes one INSERT per batch.
+# A data directory from before the split holds 'begin' rows in ``batches``; they still count.
+_MANIFEST_BODY = f"""(
     batch_id String,
     log_epoch LowCardinality(String),
     topic LowCardinality(String),
@@ -207,8 +209,10 @@ BATCHES = Table(
     written_at DateTime64(3, 'UTC')
 ) ENGINE = MergeTree
 ORDER BY (log_epoch, topic, partition, to_offset, state)
-SETTINGS {_DEDUP}""",
-)
+SETTINGS {_DEDUP}"""
+
+BATCHES = Table("batches", _MANIFEST_BODY)
+BATCH_BEGINS = Table("batch_begins", _MANIFEST_BODY)
 
 CATALOG_DOCS = Table(
     "catalog_docs",
@@ -248,7 +252,7 @@ ORDER BY (source_topic, source_partition, source_offset)""",
 
 ALL_TABLES = (
     EVENTS, USAGE_ROLLUPS, UNIQUE_ROLLUPS, EVENT_VALUES, DEAD_LETTERS, DEDUP_KEYS, BATCHES,
-    CATALOG_DOCS, ORGANIZATIONS, REDRIVES,
+    BATCH_BEGINS, CATALOG_DOCS, ORGANIZATIONS, REDRIVES,
 )
 
 EVENTS_INSERT = InsertSpec(
@@ -372,6 +376,14 @@ BATCHES_INSERT = InsertSpec(
         "fromUnixTimestamp64Milli(written_at_ms, 'UTC')",
     ),
 )
+
+BATCH_BEGINS_INSERT = dataclasses.replace(BATCHES_INSERT, table="batch_begins")
+
+
+def manifest_insert(state: str) -> InsertSpec:
+    """Where a manifest marker goes: 'begin' to ``batch_begins``, 'done' to ``batches``."""
+    return BATCH_BEGINS_INSERT if state == "begin" else BATCHES_INSERT
+
 
 REDRIVES_INSERT = InsertSpec(
     table="redrives",

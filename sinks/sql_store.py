@@ -128,9 +128,14 @@ class SqlStore(abc.ABC):
 
     def open_batches(self, log_epoch: str, topic: str) -> list[OpenBatch]:
         """Begun-but-not-done batches for ``topic`` in this log epoch."""
+        # 'begin' markers live in batch_begins ('begin' rows in batches: an older data dir).
+        markers = " UNION ALL ".join(
+            f"SELECT batch_id, partition, from_offset, to_offset, state "
+            f"FROM {self.database}.{table} WHERE log_epoch = {{e:String}} AND topic = {{t:String}}"
+            for table in ("batch_begins", "batches")
+        )
         rows = self._query(
-            f"SELECT batch_id, partition, from_offset, to_offset "
-            f"FROM {self.database}.batches WHERE log_epoch = {{e:String}} AND topic = {{t:String}} "
+            f"SELECT batch_id, partition, from_offset, to_offset FROM ({markers}) "
             f"GROUP BY batch_id, partition, from_offset, to_offset "
             f"HAVING countIf(state = 'done') = 0 ORDER BY from_offset",
             {"e": log_epoch, "t": topic},

@@ -418,7 +418,7 @@ class Pipeline:
             batch_id=batch_id, log_epoch=self.log_epoch, topic=self.config.topic, state=state,
             tallies=tallies, written_at_ms=now_ms,
         )
-        await self._write(ddl.BATCHES_INSERT, table, f"{batch_id}:{state}")
+        await self._write(ddl.manifest_insert(state), table, f"{batch_id}:{state}")
 
     def _observe_committed(self, batch: PreparedBatch) -> None:
         """Freshness and event-time watermark of a batch whose 'done' marker is written.

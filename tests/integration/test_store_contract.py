@@ -293,7 +293,7 @@ def write_batch(
         batch_id=batch_id, log_epoch=log_epoch, topic=topic, state=state, tallies=tallies,
         written_at_ms=T0,
     )
-    store.insert(ddl.BATCHES_INSERT, table, f"{batch_id}:{state}")
+    store.insert(ddl.manifest_insert(state), table, f"{batch_id}:{state}")
 
 
 def test_batch_manifest(store: SqlStore) -> None:
@@ -328,6 +328,23 @@ def test_batch_manifest(store: SqlStore) -> None:
     assert store.committed_offsets("e0", "raw") == {}
     assert store.open_batches("e0", "raw") == [OpenBatch("X", 0, 500, 599)]
     assert [(p.partition, p.consumed) for p in store.partition_counts()] == [(0, 30), (1, 50)]
+
+
+def test_begin_markers_have_their_own_table_and_old_ones_still_count(store: SqlStore) -> None:
+    a = {0: PartitionTally(0, 9, consumed=10, stored=10, enriched_rows=10)}
+    b = {0: PartitionTally(10, 19, consumed=10, stored=10, enriched_rows=10)}
+    write_batch(store, "A", "begin", a)
+    assert store.open_batches("e1", "raw") == [OpenBatch("A", 0, 0, 9)]
+    assert (count(store, "batch_begins"), count(store, "batches")) == (1, 0)
+    # A data directory from before the split: its 'begin' rows are in batches.
+    table = wire.batches_table(batch_id="B", log_epoch="e1", topic="raw", state="begin",
+                               tallies=b, written_at_ms=1)
+    store.insert(ddl.BATCHES_INSERT, table, "B:begin")
+    assert store.open_batches("e1", "raw") == [OpenBatch("A", 0, 0, 9), OpenBatch("B", 0, 10, 19)]
+    write_batch(store, "A", "done", a)
+    write_batch(store, "B", "done", b)
+    assert store.open_batches("e1", "raw") == []
+    assert store.committed_offsets("e1", "raw") == {0: 20}
 
 
 def test_replayed_done_marker_is_not_counted_twice(store: SqlStore) -> None:

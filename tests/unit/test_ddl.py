@@ -19,7 +19,7 @@ INSERT_SPECS = [
 ] + [_CATALOG_INSERT, _ORG_INSERT]
 BATCH_INSERT_TABLES = (
     "events", "usage_rollups", "unique_rollups", "event_values", "dead_letters", "dedup_keys",
-    "batches",
+    "batches", "batch_begins",
 )
 
 _COLUMN_LINE = re.compile(r"^\s+([A-Za-z_][A-Za-z0-9_]*)\s+\S", re.MULTILINE)
