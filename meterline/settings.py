@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     batch_max_events: int = Field(50_000, ge=1, le=2_000_000)
     batch_max_seconds: float = Field(0.25, gt=0, le=60)
     dedup_window_days: int = Field(35, ge=1, le=3650)
+    gc_collect_seconds: float = Field(
+        10.0, ge=0, le=3600,
+        description="worker: full garbage collection every N s instead of on allocation counts; "
+        "0 = Python's automatic collector",
+    )
     reconcile_interval_seconds: float = Field(30.0, ge=1, le=3600)
 
     # --- HTTP API ------------------------------------------------------------------------------

@@ -168,6 +168,7 @@ def build_app(
                     batch_max_seconds=settings.batch_max_seconds,
                     dedup_window_days=settings.dedup_window_days,
                     session_timeout_ms=settings.kafka_session_timeout_ms,
+                    gc_collect_seconds=settings.gc_collect_seconds,
                 ),
                 store=store,
                 kafka_options=kafka,

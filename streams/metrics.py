@@ -48,6 +48,12 @@ class Metrics:
             "commit (Kafka offsets).",
             ["step"], buckets=SECONDS_BUCKETS, registry=r,
         )
+        self.gc_seconds = Histogram(
+            "meterline_gc_seconds",
+            "Duration of each timed full garbage collection (automatic collection is off in "
+            "the worker; METERLINE_GC_COLLECT_SECONDS).",
+            buckets=SECONDS_BUCKETS, registry=r,
+        )
         self.insert_rows = Counter(
             "meterline_insert_rows_total", "Rows inserted per table.", ["table"], registry=r,
         )

@@ -27,6 +27,7 @@ from enrichment.catalog_index import CatalogIndex
 from sinks import ddl, wire
 from sinks.store import LogPosition, Store, StoreError
 from streams.batch import DAY_MS, BatchResult, DeadLetter, PartitionTally, RawMessage, process_batch
+from streams.gc_policy import TimedCollector
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.seen_filter import SeenFilter
 
@@ -55,6 +56,7 @@ class PipelineConfig:
     session_timeout_ms: int = 6000
     retry_initial_seconds: float = 0.2
     retry_max_seconds: float = 10.0
+    gc_collect_seconds: float = 10.0  # 0: Python's automatic cyclic GC (see streams.gc_policy)
 
 
 @dataclass
@@ -185,6 +187,7 @@ class Pipeline:
         self.clock = clock
         self.stats = PipelineStats()
         self.metrics = metrics or Metrics()
+        self._gc = TimedCollector(config.gc_collect_seconds, self.metrics.gc_seconds.observe)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
@@ -221,6 +224,7 @@ class Pipeline:
         )
         self._consumer.subscribe([self.config.topic], listener=_Rebalance(self))
         await self._consumer.start()
+        self._gc.start()
 
     async def stop(self) -> None:
         """Finish the batch in hand, then close the Kafka clients."""
@@ -234,6 +238,7 @@ class Pipeline:
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+        await self._gc.stop()
 
     async def run(self) -> None:
         """Fetch and write batches until :meth:`stop`."""
