@@ -185,6 +185,10 @@ class BenchPipeline(Pipeline):
                 value = None
             if value is not None:
                 out[step] = round(value, 4)
+        with contextlib.suppress(Exception):  # timed full collections (streams.gc_policy)
+            value = self.metrics.registry.get_sample_value("meterline_gc_seconds_sum")
+            if value is not None:
+                out["gc"] = round(value, 4)
         return out
 
     def status(self, *, final: bool = False) -> dict[str, Any]:

@@ -250,9 +250,10 @@ class Pipeline:
     async def _run(self) -> None:
         assert self._consumer is not None
         while not self._stopping.is_set():
+            room = self.config.batch_max_events - sum(len(v) for v in self._pending.values())
             fetched = await self._consumer.getmany(
                 timeout_ms=int(self.config.batch_max_seconds * 1000 / 2),
-                max_records=self.config.batch_max_events,
+                max_records=max(1, room),  # a batch never holds more than batch_max_events
             )
             async with self._lock:
                 if self._stopping.is_set():

@@ -8,6 +8,7 @@ the way workers share a ClickHouse server, against the real broker.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import time
@@ -207,3 +208,32 @@ def test_broker_goes_away_mid_ingest_and_comes_back(tmp_path):
         os.kill(broker.process.pid, signal.SIGCONT)
         broker.stop()
         harness.store.close()
+
+
+def test_a_batch_never_holds_more_than_batch_max_events(kafka_bootstrap, tmp_path):
+    harness = Harness(kafka_bootstrap, tmp_path)
+    workload = make_workload(9000, subscriptions=SUBSCRIPTIONS, seed=5)
+
+    async def scenario() -> None:
+        await harness.setup()
+        worker = harness.worker()
+        # Batches close on size only here; messages arrive in chunks smaller than a batch,
+        # so a batch is filled by several fetches.
+        worker.config = dataclasses.replace(worker.config, batch_max_seconds=5.0)
+        task = await start(worker)
+        chunk = 1500
+        for i in range(0, len(workload.messages), chunk):
+            await asyncio.to_thread(harness.produce, workload.messages[i:i + chunk])
+            await asyncio.sleep(0.3)
+        await harness.wait_consumed(len(workload.messages))
+        await stop(worker, task)
+
+    asyncio.run(scenario())
+    sizes = [row["n"] for row in harness.store._query(
+        f"SELECT batch_id, sum(consumed) AS n FROM {harness.store.database}.batches "
+        f"WHERE state = 'done' GROUP BY batch_id", {},
+    ).to_pylist()]
+    assert sum(sizes) == len(workload.messages)
+    assert max(sizes) <= 2000, sorted(sizes)
+    assert sizes.count(2000) >= 3, sorted(sizes)  # full batches did form
+    harness.check_exact(workload)
