@@ -1,11 +1,11 @@
 """Python's cyclic garbage collector on a timer instead of on allocation counts.
 
 The worker allocates ~100k tracked objects per batch (Kafka records, then the batch's rows),
-and they live until the batch is written. On allocation counts the collector then runs full
-collections every few batches, each walking every live object while holding the GIL (measured
-in the bench worker: 2.5 s of collections in a 34 s run, ~7%). The hot path makes no reference
-cycles, so reference counting frees nearly everything; a full collection every few seconds
-reclaims the rest (cycles made by asyncio and the Kafka client).
+and the records live until their batch is prepared. On allocation counts the collector then
+runs full collections every few batches, each walking every live object while holding the GIL
+(measured in the bench worker: 2.5 s of collections in a 34 s run, ~7%). The hot path makes
+no reference cycles, so reference counting frees nearly everything; a full collection every
+few seconds reclaims the rest (cycles made by asyncio and the Kafka client).
 """
 
 from __future__ import annotations
