@@ -7,7 +7,7 @@ their SQL through :class:`sinks.sql_store.SqlStore`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -22,6 +22,16 @@ __all__ = ["Store", "StoreError", "UsageAggregate"]
 
 class StoreError(RuntimeError):
     """The store failed; the caller retries the whole batch (writes are idempotent)."""
+
+
+IDENTITY_BYTES = 16  # a dedup identity is a 16-byte digest (streams.batch.identity_of)
+
+
+def pack_identities(identities: Sequence[bytes]) -> bytes:
+    """Dedup identities end to end in one buffer; raises ``ValueError`` unless each is 16 bytes."""
+    if any(len(i) != IDENTITY_BYTES for i in identities):
+        raise ValueError(f"dedup identities are {IDENTITY_BYTES} bytes each")
+    return b"".join(identities)
 
 
 @dataclass(frozen=True, slots=True)

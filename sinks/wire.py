@@ -12,6 +12,7 @@ import pyarrow as pa
 from aggregation.rollup import RollupKey, RollupState, UniqueKey, UniqueState
 from enrichment.enricher import EnrichedRow
 from sinks import ddl
+from sinks.store import IDENTITY_BYTES, pack_identities
 
 # Arrow type of each wire column type: given up front, pyarrow converts a list without first
 # scanning it to infer the type.
@@ -189,10 +190,8 @@ def dead_letters_table(letters: Sequence, failed_at_ms: int, batch_id: str) -> p
 
 def _fixed_binary_16(values: Sequence[bytes]) -> pa.Array:
     """16-byte values as one Arrow buffer (a join instead of converting each bytes object)."""
-    if any(len(v) != 16 for v in values):
-        raise ValueError("dedup identities are 16 bytes")
     return pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(16), len(values), [None, pa.py_buffer(b"".join(values))]
+        pa.binary(IDENTITY_BYTES), len(values), [None, pa.py_buffer(pack_identities(values))]
     )
 
 

@@ -18,18 +18,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-IDENTITY_BYTES = 16
+from sinks.store import IDENTITY_BYTES, pack_identities
+
 BITS_PER_IDENTITY = 16
 _BITS_SET = 8  # bits set per identity, all in one 64-bit word (a "blocked" Bloom filter)
 _SIX_BITS = np.uint64(63)
 _ONE = np.uint64(1)
-
-
-def _packed(identities: Sequence[bytes]) -> bytes:
-    """Identities end to end in one buffer (each must be 16 bytes)."""
-    if set(map(len, identities)) != {IDENTITY_BYTES}:
-        raise ValueError(f"identities are {IDENTITY_BYTES} bytes each")
-    return b"".join(identities)
 
 
 def _halves(identities: bytes | bytearray | memoryview) -> tuple[np.ndarray, np.ndarray]:
@@ -106,13 +100,13 @@ class SeenFilter:
     def add(self, identities: Sequence[bytes]) -> None:
         """Add 16-byte identities."""
         if identities:
-            self.add_packed(_packed(identities))
+            self.add_packed(pack_identities(identities))
 
     def maybe_seen(self, identities: Sequence[bytes]) -> list[bytes]:
         """The identities that may have been added: all added ones, and a few others."""
         if not identities:
             return []
-        low, high = _halves(_packed(identities))
+        low, high = _halves(pack_identities(identities))
         hits = np.zeros(len(low), bool)
         for segment in self._segments:
             if segment.count:
