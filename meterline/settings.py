@@ -44,7 +44,7 @@ class Settings(BaseSettings):
 
     # --- hot path ------------------------------------------------------------------------------
     batch_max_events: int = Field(50_000, ge=1, le=2_000_000)
-    batch_max_seconds: float = Field(0.25, gt=0, le=60)
+    batch_max_seconds: float = Field(0.1, gt=0, le=60)
     dedup_window_days: int = Field(35, ge=1, le=3650)
     gc_collect_seconds: float = Field(
         10.0, ge=0, le=3600,

@@ -51,7 +51,7 @@ class PipelineConfig:
     dead_letter_topic: str
     group_id: str
     batch_max_events: int = 50_000
-    batch_max_seconds: float = 0.25
+    batch_max_seconds: float = 0.1
     dedup_window_days: int = 35
     session_timeout_ms: int = 6000
     retry_initial_seconds: float = 0.2
