@@ -118,7 +118,8 @@ class BenchPipeline(Pipeline):
         self.at_target: dict[str, Any] | None = None
         self.freshness_from_ms = 0
         self.latencies_ms: list[int] = []
-        self.fresh_batches: list[tuple[int, float, float]] = []  # (size, prepare s, commit s)
+        # (size, prepare s, commit s, slowest latency ms) of each batch of the freshness phase
+        self.fresh_batches: list[tuple[int, float, float, int]] = []
         self.kafka_ms: dict[str, array] = {}  # batch id → Kafka timestamp of each message
 
     async def start(self) -> None:
@@ -157,7 +158,7 @@ class BenchPipeline(Pipeline):
             if len(self.latencies_ms) > before:
                 self.fresh_batches.append(
                     (len(kafka_ms), batch.timings.get("bench_prepare", 0.0),
-                     time.perf_counter() - started)
+                     time.perf_counter() - started, max(self.latencies_ms[before:]))
                 )
         else:
             self.kafka_ms.pop(batch.batch_id, None)
@@ -216,6 +217,8 @@ class BenchPipeline(Pipeline):
                     "mean_events": round(sum(b[0] for b in fb) / len(fb), 1),
                     "mean_prepare_s": round(sum(b[1] for b in fb) / len(fb), 3),
                     "mean_commit_s": round(sum(b[2] for b in fb) / len(fb), 3),
+                    # in commit order: [events, prepare s, commit s, its slowest latency ms]
+                    "each": [[b[0], round(b[1], 3), round(b[2], 3), b[3]] for b in fb],
                 }
         return out
 

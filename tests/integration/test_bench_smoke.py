@@ -63,6 +63,9 @@ def test_bench_runs_end_to_end_at_toy_sizes(tmp_path):
     assert result["meterline"]["events_per_s"] > 0 and result["baseline"]["events_per_s"] > 0
     assert result["meterline"]["exact"] is True, result["meterline"]["store_totals"]
     assert result["freshness"]["samples"] == result["freshness"]["sent"]
+    each = result["freshness"]["batches"]["each"]  # [events, prepare s, commit s, slowest ms]
+    assert len(each) == result["freshness"]["batches"]["batches"]
+    assert max(b[3] for b in each) == result["freshness"]["max_ms"]
     assert {t["name"] for t in result["targets"]} >= {
         "throughput", "ratio vs Faust baseline", "freshness p99 @ half max rate",
         "billing read p99", "peak RSS, worker",
