@@ -16,6 +16,7 @@ from chdb import session as chdb_session
 from sinks.ddl import InsertSpec
 from sinks.sql_store import SqlStore
 from sinks.store import StoreError
+from sinks.wire import identity_array
 
 
 class ChdbStore(SqlStore):
@@ -67,7 +68,7 @@ class ChdbStore(SqlStore):
                 raise StoreError(f"insert into {spec.table} failed: {exc}") from exc
 
     def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
-        key_table = pa.table({"identity": pa.array(keys, pa.binary(16))})  # noqa: F841
+        key_table = pa.table({"identity": identity_array(keys)})  # noqa: F841
         full_sql = sql.replace("{keys}", "Python(key_table)")
         with self._lock:
             if self._closed:

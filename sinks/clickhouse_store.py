@@ -15,6 +15,7 @@ from clickhouse_connect.driver.external import ExternalData
 from sinks.ddl import InsertSpec
 from sinks.sql_store import SqlStore
 from sinks.store import StoreError
+from sinks.wire import identity_array
 
 
 def _arrow_stream(table: pa.Table) -> bytes:
@@ -72,7 +73,7 @@ class ClickHouseStore(SqlStore):
     def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
         data = ExternalData(
             file_name="keys",
-            data=_arrow_stream(pa.table({"identity": pa.array(keys, pa.binary(16))})),
+            data=_arrow_stream(pa.table({"identity": identity_array(keys)})),
             fmt="ArrowStream",
             structure="identity FixedString(16)",
         )

@@ -17,6 +17,7 @@ import pyarrow as pa
 from aggregation.usage_aggregate import UsageAggregate
 from sinks import ddl
 from sinks.store import (
+    IDENTITY_BYTES,
     CatalogDoc,
     LogPosition,
     OpenBatch,
@@ -117,10 +118,12 @@ class SqlStore(abc.ABC):
                 f"SELECT identity FROM {self.database}.dedup_keys WHERE {bounds} "
                 f"AND seen_at >= fromUnixTimestamp64Milli({{since:Int64}}, 'UTC')",
                 {"since": since_ms},
-            ).column("identity").combine_chunks().cast(pa.binary(16))
+            ).column("identity").combine_chunks().cast(pa.binary(IDENTITY_BYTES))
             if len(column):
                 data = column.buffers()[1]
-                yield data.slice(column.offset * 16, len(column) * 16).to_pybytes()
+                yield data.slice(
+                    column.offset * IDENTITY_BYTES, len(column) * IDENTITY_BYTES
+                ).to_pybytes()
 
     @abc.abstractmethod
     def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:

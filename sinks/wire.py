@@ -188,8 +188,9 @@ def dead_letters_table(letters: Sequence, failed_at_ms: int, batch_id: str) -> p
     )
 
 
-def _fixed_binary_16(values: Sequence[bytes]) -> pa.Array:
-    """16-byte values as one Arrow buffer (a join instead of converting each bytes object)."""
+def identity_array(values: Sequence[bytes]) -> pa.Array:
+    """Dedup identities as a ``binary(16)`` Arrow array over one buffer (a join instead of
+    converting each bytes object); ``ValueError`` unless each is 16 bytes."""
     return pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(IDENTITY_BYTES), len(values), [None, pa.py_buffer(pack_identities(values))]
     )
@@ -202,7 +203,7 @@ def dedup_keys_table(keys: Sequence[tuple[bytes, object]], log_epoch: str) -> pa
     return table_for(
         ddl.DEDUP_KEYS_INSERT,
         {
-            "identity": _fixed_binary_16(identities),
+            "identity": identity_array(identities),
             "log_epoch": [log_epoch] * len(keys),
             "source_topic": topics,
             "source_partition": partitions,
