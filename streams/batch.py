@@ -162,7 +162,6 @@ def process_batch(
     started = time.perf_counter()
     result = BatchResult()
     decoded: list[tuple[RawMessage, UsageEvent, bytes]] = []
-    identities: list[bytes] = []
     earliest_ms: int | None = None  # the oldest Kafka timestamp among the decoded messages
     tallies = result.tallies
     tally = PartitionTally(0, 0)
@@ -189,15 +188,13 @@ def process_batch(
             result.dead_letters.append(parsed)
             tally.dead_letters += 1
         else:
-            identity = identity_of(parsed)
-            decoded.append((message, parsed, identity))
-            identities.append(identity)
+            decoded.append((message, parsed, identity_of(parsed)))
             if earliest_ms is None or message.timestamp < earliest_ms:
                 earliest_ms = message.timestamp
 
     parsed_at = time.perf_counter()
     since = (earliest_ms or 0) - dedup_window_days * DAY_MS
-    seen = find_seen(list(set(identities)), since) if decoded else {}
+    seen = find_seen(list({ident for _, _, ident in decoded}), since) if decoded else {}
 
     # Positions inside this batch are ignored: on a replay they are this batch's own earlier
     # writes, and duplicates within the batch are decided by ``stored_here`` alone. A batch
