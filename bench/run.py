@@ -14,7 +14,9 @@ Phases (all against one Tansu broker started here, and fresh chdb data directori
 5. optional top-up to ``--read-events`` stored events, then the worker stops (peak RSS read
    from /proc/<pid>/status VmHWM just before);
 6. billing reads: ``UsageService.usage`` of one subscription's current period, ``--reads`` times;
-7. baseline: a Faust per-event agent (:mod:`bench.baseline`) on its prefix of the same events.
+7. baseline: a Faust per-event agent (:mod:`bench.baseline`) on its prefix of the same events;
+8. ceiling: a columnar happy path (:mod:`bench.ceiling`) on ``--ceiling-events`` of the same
+   backlog: an upper bound for any worker of this process layout on this machine.
 
 Results go to ``bench/results/<timestamp>.json`` (``--out``) and a table is printed.
 """
@@ -361,6 +363,27 @@ def run(args: argparse.Namespace, run_dir: Path, children: list[Child]) -> dict[
     log(f"baseline: {baseline_events:,} events in {bseconds:.2f}s = {brate:,.0f} events/s; "
         f"ratio {ratio:.2f}")
 
+    # 8. the columnar happy-path ceiling, alone on the machine, on the same backlog
+    ceiling = None
+    ceiling_events = args.events if args.ceiling_events < 0 else args.ceiling_events
+    if ceiling_events:
+        log(f"ceiling: columnar happy path on {ceiling_events:,} events")
+        child = Child("ceiling", [
+            "bench.ceiling", "--bootstrap", bootstrap, "--topic", RAW_TOPIC,
+            "--events", str(ceiling_events), "--data-dir", str(run_dir / "ceiling"),
+            "--catalog", str(catalog_path), "--broker-pid", str(broker.process.pid),
+        ], run_dir)
+        children.append(child)
+        t = time.perf_counter()
+        ceiling = child.wait_for("ceiling done", lambda s: s.get("done_at"),
+                                 timeout=max(180.0, ceiling_events / 5_000))
+        phases["ceiling_s"] = round(time.perf_counter() - t, 2)
+        child.stop(30)
+        ceiling.pop("done_at")
+        ceiling["ratio_to_meterline"] = round(rate(ceiling["events_per_s"], throughput), 2)
+        log(f"ceiling: {ceiling['events_per_s']:,.0f} events/s "
+            f"({ceiling['ratio_to_meterline']:.2f}x Meterline)")
+
     inserts = table_stats(at_target, seconds)
     fresh = final.get("freshness_ms", {})
     result: dict[str, Any] = {
@@ -375,6 +398,7 @@ def run(args: argparse.Namespace, run_dir: Path, children: list[Child]) -> dict[
             "dup_ratio": args.dup_ratio, "seed": args.seed,
             "batch_max_events": args.batch_max_events or "PipelineConfig default",
             "batch_max_seconds": args.batch_max_seconds or "PipelineConfig default",
+            "ceiling_events": ceiling_events,
         },
         "workload": {"backlog": backlog_tally, "baseline_prefix": baseline_tally,
                      "all_phases": tally, "produce_seconds": round(produce_s, 2),
@@ -402,6 +426,7 @@ def run(args: argparse.Namespace, run_dir: Path, children: list[Child]) -> dict[
             "peak_rss_mb": round(max(baseline.peak_kb, bstatus.get("vm_hwm_kb", 0)) / 1024, 1),
         },
         "ratio": round(ratio, 3),
+        "ceiling": ceiling,
         "inserts": inserts,
         "freshness": {
             "target_events_per_s": round(fresh_rate, 1), "sent": fresh_sent,
@@ -474,6 +499,9 @@ def render(r: dict[str, Any]) -> str:
     row(f"Faust per-event baseline ({prefix})", f"{b['events_per_s']:,.0f} ev/s")
     row("ratio Meterline / baseline", f"{r['ratio']:.2f}x", ">= 8x",
         verdict["ratio vs Faust baseline"])
+    if c := r.get("ceiling"):
+        row("columnar happy-path ceiling (bound)", f"{c['events_per_s']:,.0f} ev/s",
+            f"{c['ratio_to_meterline']:.2f}x Meterline")
     for table, t in sorted(r["inserts"].items()):
         note = "" if table in DATA_TABLES else " (manifest)"
         ok = t["inserts_per_s"] <= TARGETS["inserts_per_s_per_table"] and (
@@ -516,6 +544,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="override PipelineConfig.batch_max_events (default: its default)")
     p.add_argument("--batch-max-seconds", type=float, default=0.0,
                    help="override PipelineConfig.batch_max_seconds (default: its default)")
+    p.add_argument("--ceiling-events", type=int, default=-1,
+                   help="events for the columnar happy-path ceiling, read from the same "
+                        "backlog (default: --events; 0 skips it)")
     p.add_argument("--out", default=str(REPO / "bench" / "results"),
                    help="directory for <timestamp>.json")
     p.add_argument("--keep", action="store_true", help="keep the tmp run directory")

@@ -28,6 +28,9 @@ REQUIRED = {
     "baseline": ("events", "prefix", "seconds", "events_per_s", "dedup", "stored",
                  "duplicates", "inserts", "peak_rss_mb"),
     "ratio": (),
+    "ceiling": ("events", "seconds", "events_per_s", "cpu_cores_used", "cpu_us_per_event",
+                "broker_cpu_us_per_event", "python_us_per_event", "sql_us_per_event", "rows",
+                "ratio_to_meterline"),
     "inserts": ("events", "dedup_keys", "usage_rollups", "batches"),
     "freshness": ("target_events_per_s", "sent", "achieved_events_per_s", "samples",
                   "p50_ms", "p99_ms", "max_ms", "definition"),
@@ -66,10 +69,16 @@ def test_bench_runs_end_to_end_at_toy_sizes(tmp_path):
     each = result["freshness"]["batches"]["each"]  # [events, prepare s, commit s, slowest ms]
     assert len(each) == result["freshness"]["batches"]["batches"]
     assert max(b[3] for b in each) == result["freshness"]["max_ms"]
+    ceiling = result["ceiling"]  # every message read reaches each table once
+    assert ceiling["events"] == result["config"]["ceiling_events"] == 3000
+    assert ceiling["rows"]["events"] == ceiling["rows"]["dedup_keys"] == 3000
+    assert ceiling["rows"]["rolled_up"] == 3000 and 0 < ceiling["rows"]["usage_rollups"] < 3000
+    assert ceiling["ratio_to_meterline"] > 0
     assert {t["name"] for t in result["targets"]} >= {
         "throughput", "ratio vs Faust baseline", "freshness p99 @ half max rate",
         "billing read p99", "peak RSS, worker",
     }
     assert all(isinstance(t["pass"], bool) for t in result["targets"])
     assert "ratio Meterline / baseline" in proc.stdout
+    assert "columnar happy-path ceiling" in proc.stdout
     assert "PASS" in proc.stdout or "FAIL" in proc.stdout
