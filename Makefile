@@ -39,7 +39,8 @@ soak: $(STAMP)
 		$(BIN)/pytest -q tests/integration/test_crash.py
 
 # Throughput, freshness, INSERT shape, billing reads and RSS against a Faust per-event baseline,
-# in one run on the embedded stack (see BENCHMARKS.md). E.g. BENCH_ARGS="--events 500000".
+# in one run on the embedded stack, then the machine's ceiling: a columnar happy path on the same
+# backlog (see BENCHMARKS.md). E.g. BENCH_ARGS="--events 500000".
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
