@@ -254,6 +254,20 @@ def table_stats(snapshot: dict[str, Any], seconds: float) -> dict[str, dict[str,
     return out
 
 
+def run_to_done(
+    name: str, cmd: list[str], run_dir: Path, children: list[Child], phases: dict[str, float],
+    *, timeout: float,
+) -> tuple[Child, dict[str, Any]]:
+    """Run a child phase until its status has ``done_at``; its seconds go to ``phases``."""
+    child = Child(name, cmd, run_dir)
+    children.append(child)
+    started = time.perf_counter()
+    status = child.wait_for(f"{name} done", lambda s: s.get("done_at"), timeout=timeout)
+    phases[f"{name}_s"] = round(time.perf_counter() - started, 2)
+    child.stop(30)
+    return child, status
+
+
 def run(args: argparse.Namespace, run_dir: Path, children: list[Child]) -> dict[str, Any]:
     started = time.monotonic()
     phases: dict[str, float] = {}
@@ -346,17 +360,11 @@ def run(args: argparse.Namespace, run_dir: Path, children: list[Child]) -> dict[
 
     # 7. the Faust per-event baseline, alone on the machine
     log(f"baseline: Faust per-event agent on {baseline_events:,} events")
-    baseline = Child("baseline", [
+    baseline, bstatus = run_to_done("baseline", [
         "bench.baseline", "--bootstrap", bootstrap, "--topic", BASELINE_TOPIC,
         "--data-dir", str(run_dir / "baseline"), "--catalog", str(catalog_path),
         "--events", str(baseline_events),
-    ], run_dir)
-    children.append(baseline)
-    t = time.perf_counter()
-    bstatus = baseline.wait_for("baseline done", lambda s: s.get("done_at"),
-                                timeout=max(180.0, baseline_events / 500))
-    phases["baseline_s"] = round(time.perf_counter() - t, 2)
-    baseline.stop(30)
+    ], run_dir, children, phases, timeout=max(180.0, baseline_events / 500))
     bseconds = bstatus["done_at"] - bstatus["first_consumed_at"]
     brate = rate(baseline_events, bseconds)
     ratio = rate(throughput, brate)
@@ -368,17 +376,11 @@ def run(args: argparse.Namespace, run_dir: Path, children: list[Child]) -> dict[
     ceiling_events = args.events if args.ceiling_events < 0 else args.ceiling_events
     if ceiling_events:
         log(f"ceiling: columnar happy path on {ceiling_events:,} events")
-        child = Child("ceiling", [
+        _, ceiling = run_to_done("ceiling", [
             "bench.ceiling", "--bootstrap", bootstrap, "--topic", RAW_TOPIC,
             "--events", str(ceiling_events), "--data-dir", str(run_dir / "ceiling"),
             "--catalog", str(catalog_path), "--broker-pid", str(broker.process.pid),
-        ], run_dir)
-        children.append(child)
-        t = time.perf_counter()
-        ceiling = child.wait_for("ceiling done", lambda s: s.get("done_at"),
-                                 timeout=max(180.0, ceiling_events / 5_000))
-        phases["ceiling_s"] = round(time.perf_counter() - t, 2)
-        child.stop(30)
+        ], run_dir, children, phases, timeout=max(180.0, ceiling_events / 5_000))
         ceiling.pop("done_at")
         ceiling["ratio_to_meterline"] = round(rate(ceiling["events_per_s"], throughput), 2)
         log(f"ceiling: {ceiling['events_per_s']:,.0f} events/s "
