@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import queue
-import resource
 import sys
 import threading
 import time
@@ -36,7 +35,7 @@ from typing import Any
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bench.worker import write_json
+from bench.worker import cpu_seconds, vm_hwm_kb, write_json
 from schemas.avro import MAGIC_BYTE, decode_confluent, load_schemas
 from sinks.chdb_store import ChdbStore
 
@@ -243,7 +242,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 continue
             if not first:
                 first = time.perf_counter()
-                cpu_at_start = sum(os.times()[:2])
+                cpu_at_start = cpu_seconds()
                 broker_cpu_at_start = process_cpu_seconds(args.broker_pid)
             started = time.perf_counter()
             batch = raw_columns(messages, schemas)
@@ -257,7 +256,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if written["error"]:
         raise RuntimeError(f"ceiling writer failed: {written['error']}")
     seconds = written["done_at"] - first
-    cpu = sum(os.times()[:2]) - cpu_at_start
+    cpu = cpu_seconds() - cpu_at_start
     broker_cpu = process_cpu_seconds(args.broker_pid) - broker_cpu_at_start
     counts = store._query(
         f"SELECT (SELECT count() FROM {store.database}.events) AS events, "
@@ -276,7 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "python_us_per_event": round(python_seconds * per_event, 2),
         "sql_us_per_event": {k: round(v * per_event, 2) for k, v in step_seconds.items()},
         "rows": counts,
-        "vm_hwm_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "vm_hwm_kb": vm_hwm_kb(),
     }
 
 
