@@ -1,0 +1,61 @@
+"""What the store can hold: the one place that bounds every input at the edge.
+
+Every number, instant and size accepted by the HTTP API or read from the raw topic must fit
+the ClickHouse columns it ends in, so that no accepted input (and no sequence of them) can make
+an INSERT or a read fail. An input outside these bounds is the caller's error: a 4xx at the
+API, a dead letter with a reason code on the raw topic.
+
+* Decimals (event values, ``precise_total_amount_cents``) are stored as ``Decimal(38, 12)``:
+  magnitude below ``10**26``; more than 12 decimals are rounded half-even to 12.
+  Aggregate columns are ``Decimal(76, 12)``, so sums of accepted values cannot overflow.
+* Instants (event timestamps, catalog dates) lie in ``[1970-01-01, 2100-01-01)`` UTC: the
+  roll-up buckets are ``DateTime`` (seconds in 32 bits, up to 2106).
+* One event is at most ``MAX_EVENT_BYTES`` of JSON (or Avro), well below what Kafka producers
+  and brokers accept by default (1 MiB).
+* Identifiers (``external_subscription_id``, ``code``, ``organization_id``) are at most
+  ``MAX_ID_LENGTH`` characters; ``transaction_id`` too (SPEC §1).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+__all__ = [
+    "DECIMAL_SCALE",
+    "MAX_ABS_DECIMAL",
+    "MAX_EVENT_BYTES",
+    "MAX_ID_LENGTH",
+    "MAX_INSTANT_MS",
+    "MIN_INSTANT_MS",
+    "VALUE_OUT_OF_RANGE",
+    "decimal_fits",
+    "instant_fits",
+]
+
+#: Reason code (dead letters) and error code (HTTP 422) of a value the store cannot hold.
+VALUE_OUT_OF_RANGE = "value_out_of_range"
+
+#: Decimals are stored with 12 decimals and 38 digits: |value| < 10**26.
+DECIMAL_SCALE = 12
+MAX_ABS_DECIMAL = Decimal(10) ** 26
+
+#: 1970-01-01T00:00:00Z, the first accepted instant.
+MIN_INSTANT_MS = 0
+#: 2100-01-01T00:00:00Z, the first instant NOT accepted.
+MAX_INSTANT_MS = 4_102_444_800_000
+
+#: Largest event, in bytes of its encoded form (JSON or Avro).
+MAX_EVENT_BYTES = 256 * 1024
+
+#: Longest identifier, in characters.
+MAX_ID_LENGTH = 256
+
+
+def decimal_fits(value: Decimal) -> bool:
+    """True when ``value`` is finite and fits ``Decimal(38, 12)`` (after rounding to 12 places)."""
+    return value.is_finite() and abs(value) < MAX_ABS_DECIMAL
+
+
+def instant_fits(ms: int) -> bool:
+    """True when ``ms`` (Unix milliseconds) lies in the accepted range of instants."""
+    return MIN_INSTANT_MS <= ms < MAX_INSTANT_MS
