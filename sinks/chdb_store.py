@@ -15,8 +15,22 @@ from chdb import session as chdb_session
 
 from sinks.ddl import InsertSpec
 from sinks.sql_store import SqlStore
-from sinks.store import StoreError
+from sinks.store import StoreError, store_error
 from sinks.wire import identity_array
+
+# chdb hands query parameters to ClickHouse as they are, and ClickHouse reads a parameter's
+# value in its escaped text form (as the HTTP interface's ``param_<name>``): a backslash starts
+# an escape sequence, a tab or a newline ends the value. So ``a\b`` was read as ``a`` + backspace
+# and a trailing backslash failed the query. clickhouse-connect escapes them for the server
+# backend; chdb does not, so this does, for every string parameter of every query.
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n"})
+
+
+def escape_params(params: dict | None) -> dict | None:
+    """Query parameters in ClickHouse's escaped text form (strings only; None stays None)."""
+    if not params:
+        return None
+    return {k: v.translate(_ESCAPES) if isinstance(v, str) else v for k, v in params.items()}
 
 
 class ChdbStore(SqlStore):
@@ -41,9 +55,9 @@ class ChdbStore(SqlStore):
             if self._closed:
                 raise StoreError("store is closed")
             try:
-                return self._session.query(sql, fmt, params=params or None)
+                return self._session.query(sql, fmt, params=escape_params(params))
             except Exception as exc:
-                raise StoreError(str(exc)) from exc
+                raise store_error(str(exc)) from exc
 
     def _query(self, sql: str, params: dict | None = None) -> pa.Table:
         return self._run(sql, "ArrowTable", params)  # type: ignore[return-value]
@@ -51,10 +65,12 @@ class ChdbStore(SqlStore):
     def _command(self, sql: str, params: dict | None = None) -> None:
         self._run(sql, "CSV", params)
 
-    def _insert_wire(self, spec: InsertSpec, wire: pa.Table, token: str | None) -> None:
+    def _insert_wire(
+        self, spec: InsertSpec, wire: pa.Table, token: str | None, target: str | None = None
+    ) -> None:
         # chdb's Python() table function resolves ``wire_table`` in this frame's locals.
         wire_table = wire.select(list(spec.wire_names))  # noqa: F841
-        sql = spec.sql(self.database, "Python(wire_table)")
+        sql = spec.sql(self.database, "Python(wire_table)", target)
         params = None
         if token:
             sql += " SETTINGS insert_deduplication_token = {token:String}"
@@ -63,9 +79,9 @@ class ChdbStore(SqlStore):
             if self._closed:
                 raise StoreError("store is closed")
             try:
-                self._session.query(sql, "CSV", params=params)
+                self._session.query(sql, "CSV", params=escape_params(params))
             except Exception as exc:
-                raise StoreError(f"insert into {spec.table} failed: {exc}") from exc
+                raise store_error(f"insert into {spec.table} failed: {exc}") from exc
 
     def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
         key_table = pa.table({"identity": identity_array(keys)})  # noqa: F841
@@ -74,9 +90,9 @@ class ChdbStore(SqlStore):
             if self._closed:
                 raise StoreError("store is closed")
             try:
-                return self._session.query(full_sql, "ArrowTable", params=params)
+                return self._session.query(full_sql, "ArrowTable", params=escape_params(params))
             except Exception as exc:
-                raise StoreError(str(exc)) from exc
+                raise store_error(str(exc)) from exc
 
     def close(self) -> None:
         """Close the session and release the data directory lock."""

@@ -14,7 +14,7 @@ from clickhouse_connect.driver.external import ExternalData
 
 from sinks.ddl import InsertSpec
 from sinks.sql_store import SqlStore
-from sinks.store import StoreError
+from sinks.store import StoreError, store_error
 from sinks.wire import identity_array
 
 
@@ -47,15 +47,17 @@ class ClickHouseStore(SqlStore):
         try:
             return self._client.query_arrow(sql, parameters=params or None, use_strings=True)
         except Exception as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(str(exc)) from exc
 
     def _command(self, sql: str, params: dict | None = None) -> None:
         try:
             self._client.command(sql, parameters=params or None)
         except Exception as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(str(exc)) from exc
 
-    def _insert_wire(self, spec: InsertSpec, wire: pa.Table, token: str | None) -> None:
+    def _insert_wire(
+        self, spec: InsertSpec, wire: pa.Table, token: str | None, target: str | None = None
+    ) -> None:
         data = ExternalData(
             file_name="wire",
             data=_arrow_stream(wire.select(list(spec.wire_names))),
@@ -65,10 +67,10 @@ class ClickHouseStore(SqlStore):
         settings = {"insert_deduplication_token": token} if token else None
         try:
             self._client.command(
-                spec.sql(self.database, "wire"), external_data=data, settings=settings
+                spec.sql(self.database, "wire", target), external_data=data, settings=settings
             )
         except Exception as exc:
-            raise StoreError(f"insert into {spec.table} failed: {exc}") from exc
+            raise store_error(f"insert into {spec.table} failed: {exc}") from exc
 
     def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
         data = ExternalData(
@@ -82,7 +84,7 @@ class ClickHouseStore(SqlStore):
                 sql.replace("{keys}", "keys"), parameters=params, external_data=data
             )
         except Exception as exc:
-            raise StoreError(str(exc)) from exc
+            raise store_error(str(exc)) from exc
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -56,12 +56,11 @@ class InsertSpec:
         """The wire table structure, as ``input()`` and external tables want it."""
         return ", ".join(f"{name} {ch_type}" for name, ch_type in self.wire_columns)
 
-    def sql(self, database: str, source: str) -> str:
-        """``INSERT INTO db.table (cols) SELECT exprs FROM source``."""
-        return (
-            f"INSERT INTO {database}.{self.table} ({', '.join(self.columns)}) "
-            f"SELECT {', '.join(self.select)} FROM {source}"
-        )
+    def sql(self, database: str, source: str, target: str | None = None) -> str:
+        """``INSERT INTO db.table (cols) SELECT exprs FROM source``; ``target`` replaces
+        ``db.table (cols)`` (e.g. a ``FUNCTION null(...)`` dry run)."""
+        into = target or f"{database}.{self.table} ({', '.join(self.columns)})"
+        return f"INSERT INTO {into} SELECT {', '.join(self.select)} FROM {source}"
 
 
 EVENTS = Table(
@@ -106,12 +105,12 @@ USAGE_ROLLUPS = Table(
     aggregation_type LowCardinality(String),
     bucket_start DateTime('UTC'),
     events_count UInt64,
-    value_sum Decimal(38, 12),
+    value_sum Decimal(76, 12),
     value_max Nullable(Decimal(38, 12)),
     latest_timestamp DateTime64(3, 'UTC'),
     latest_offset UInt64,
     latest_value Decimal(38, 12),
-    precise_total_amount_cents Decimal(38, 12),
+    precise_total_amount_cents Decimal(76, 12),
     value_time_sum Decimal(76, 15),
     batch_id String
 ) ENGINE = MergeTree
@@ -233,10 +232,53 @@ ORGANIZATIONS = Table(
     """(
     id String,
     name String,
-    api_key String,
     created_at DateTime64(3, 'UTC')
 ) ENGINE = MergeTree
 ORDER BY id""",
+)
+
+# API keys are stored only as a SHA-256 digest (hex) of the key: the key itself is shown once.
+API_KEYS = Table(
+    "api_keys",
+    """(
+    id String,
+    organization_id String,
+    name String,
+    role LowCardinality(String),
+    key_hash String,
+    created_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (organization_id, id)""",
+)
+
+# Batches begun but never finished whose log is gone (another log epoch): their rows were
+# deleted at start and the batch is recorded here, so it is neither open nor committed.
+BATCH_ROLLBACKS = Table(
+    "batch_rollbacks",
+    f"""(
+    batch_id String,
+    log_epoch LowCardinality(String),
+    topic LowCardinality(String),
+    partition UInt32,
+    from_offset UInt64,
+    to_offset UInt64,
+    consumed UInt64,
+    reason String,
+    rolled_back_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (log_epoch, topic, partition, from_offset)
+SETTINGS {_DEDUP}""",
+)
+
+# The schema versions applied to this database (sinks.migrations).
+SCHEMA_MIGRATIONS = Table(
+    "schema_migrations",
+    """(
+    version UInt32,
+    name String,
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY version""",
 )
 
 REDRIVES = Table(
@@ -252,8 +294,13 @@ ORDER BY (source_topic, source_partition, source_offset)""",
 
 ALL_TABLES = (
     EVENTS, USAGE_ROLLUPS, UNIQUE_ROLLUPS, EVENT_VALUES, DEAD_LETTERS, DEDUP_KEYS, BATCHES,
-    BATCH_BEGINS, CATALOG_DOCS, ORGANIZATIONS, REDRIVES,
+    BATCH_BEGINS, CATALOG_DOCS, ORGANIZATIONS, API_KEYS, REDRIVES, BATCH_ROLLBACKS,
+    SCHEMA_MIGRATIONS,
 )
+
+# Tables holding rows of a batch, with the column naming it: a batch is rolled back by deleting
+# them (dedup_keys, which has no batch id, by its log positions).
+BATCH_DATA_TABLES = ("events", "usage_rollups", "unique_rollups", "event_values", "dead_letters")
 
 EVENTS_INSERT = InsertSpec(
     table="events",
@@ -312,12 +359,14 @@ ROLLUPS_INSERT = InsertSpec(
         "organization_id", "external_subscription_id", "subscription_id", "charge_id",
         "charge_filter_id", "grouped_by", "code", "aggregation_type",
         "toDateTime(intDiv(bucket_start_ms, 1000), 'UTC')", "events_count",
-        # assumeNotNull: an out-of-range value fails the INSERT instead of becoming NULL -> 0
-        "toDecimal128(assumeNotNull(value_sum), 12)",
+        # Sums are Decimal(76, 12): no sum of accepted values (each below 10**26, see
+        # schemas.bounds) can overflow. assumeNotNull: an out-of-range value fails the INSERT
+        # instead of becoming NULL -> 0.
+        "toDecimal256(assumeNotNull(value_sum), 12)",
         "if(isNull(value_max), NULL, toDecimal128(assumeNotNull(value_max), 12))",
         "fromUnixTimestamp64Milli(latest_timestamp_ms, 'UTC')", "latest_offset",
         "toDecimal128(assumeNotNull(latest_value), 12)",
-        "toDecimal128(assumeNotNull(precise_total_amount_cents), 12)",
+        "toDecimal256(assumeNotNull(precise_total_amount_cents), 12)",
         "toDecimal256(assumeNotNull(value_time_sum), 15)", "batch_id",
     ),
 )

@@ -15,9 +15,10 @@ import orjson
 import pyarrow as pa
 
 from aggregation.usage_aggregate import UsageAggregate
-from sinks import ddl
+from sinks import ddl, migrations
 from sinks.store import (
     IDENTITY_BYTES,
+    ApiKeyRecord,
     CatalogDoc,
     LogPosition,
     OpenBatch,
@@ -52,6 +53,7 @@ class SqlStore(abc.ABC):
 
     def __init__(self, database: str):
         self.database = database
+        self._structures: dict[str, str] = {}  # table → column structure (check_insert)
 
     # --- primitives ----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -63,20 +65,40 @@ class SqlStore(abc.ABC):
         """Run a statement that returns nothing."""
 
     @abc.abstractmethod
-    def _insert_wire(self, spec: ddl.InsertSpec, wire: pa.Table, token: str | None) -> None:
-        """Insert ``wire`` through ``spec``; a repeated non-empty ``token`` is a no-op."""
+    def _insert_wire(
+        self, spec: ddl.InsertSpec, wire: pa.Table, token: str | None, target: str | None = None
+    ) -> None:
+        """Insert ``wire`` through ``spec``; a repeated non-empty ``token`` is a no-op.
+        ``target`` replaces the spec's table (see :meth:`sinks.ddl.InsertSpec.sql`)."""
 
     # --- schema --------------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Create the database and every table if missing."""
-        self._command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        for table in ddl.ALL_TABLES:
-            self._command(table.create_sql(self.database))
+        """Create the database and every table if missing; apply pending migrations."""
+        migrations.migrate(self)
 
     def insert(self, spec: ddl.InsertSpec, wire: pa.Table, token: str) -> None:
         """Insert a wire table idempotently (by ``token``); empty tables are skipped."""
         if wire.num_rows:
             self._insert_wire(spec, wire, token)
+
+    def check_insert(self, spec: ddl.InsertSpec, wire: pa.Table) -> None:
+        """Run ``spec``'s INSERT into a ``null`` table of the same columns: nothing is written,
+        but every conversion the real INSERT does is done. Raises
+        :class:`~sinks.store.StoreDataError` when the engine rejects the rows."""
+        if not wire.num_rows:
+            return
+        structure = self._structures.get(spec.table)
+        if structure is None:
+            rows = self._query(
+                "SELECT name, type FROM system.columns "
+                "WHERE database = {db:String} AND table = {t:String}",
+                {"db": self.database, "t": spec.table},
+            ).to_pylist()
+            types = {r["name"]: r["type"] for r in rows}
+            structure = ", ".join(f"{c} {types[c]}" for c in spec.columns)
+            self._structures[spec.table] = structure
+        escaped = structure.replace("\\", "\\\\").replace("'", "\\'")
+        self._insert_wire(spec, wire, None, target=f"FUNCTION null('{escaped}')")
 
     def scalar(self, sql: str, params: dict | None = None) -> str:
         """First column of the first row, as text ("" when there is no row)."""
@@ -129,24 +151,74 @@ class SqlStore(abc.ABC):
     def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
         """Run ``sql`` where ``{keys}`` names a one-column table ``identity FixedString(16)``."""
 
-    def open_batches(self, log_epoch: str, topic: str) -> list[OpenBatch]:
-        """Begun-but-not-done batches for ``topic`` in this log epoch."""
+    def open_batches(self, topic: str) -> list[OpenBatch]:
+        """Begun batches of ``topic``, of any log epoch, neither done nor rolled back."""
         # 'begin' markers live in batch_begins ('begin' rows in batches: an older data dir).
         markers = " UNION ALL ".join(
-            f"SELECT batch_id, partition, from_offset, to_offset, state "
-            f"FROM {self.database}.{table} WHERE log_epoch = {{e:String}} AND topic = {{t:String}}"
+            f"SELECT batch_id, log_epoch, partition, from_offset, to_offset, consumed, state, "
+            f"written_at FROM {self.database}.{table} WHERE topic = {{t:String}}"
             for table in ("batch_begins", "batches")
         )
         rows = self._query(
-            f"SELECT batch_id, partition, from_offset, to_offset FROM ({markers}) "
-            f"GROUP BY batch_id, partition, from_offset, to_offset "
+            f"SELECT batch_id, log_epoch, partition, from_offset, to_offset, "
+            f"max(consumed) consumed, toUnixTimestamp64Milli(min(written_at)) begun_at_ms "
+            f"FROM ({markers}) "
+            f"WHERE batch_id NOT IN (SELECT batch_id FROM {self.database}.batch_rollbacks) "
+            f"GROUP BY batch_id, log_epoch, partition, from_offset, to_offset "
             f"HAVING countIf(state = 'done') = 0 ORDER BY from_offset",
-            {"e": log_epoch, "t": topic},
+            {"t": topic},
         ).to_pylist()
         return [
-            OpenBatch(r["batch_id"], r["partition"], r["from_offset"], r["to_offset"])
+            OpenBatch(r["batch_id"], r["partition"], r["from_offset"], r["to_offset"],
+                      r["log_epoch"], r["consumed"], r["begun_at_ms"])
             for r in rows
         ]
+
+    def delete_batch_rows(
+        self, batch_id: str, log_epoch: str, topic: str, ranges: dict[int, tuple[int, int]]
+    ) -> None:
+        """Delete every row a batch wrote before its 'done' marker: its data rows by batch id,
+        its dedup keys by log position (``ranges``: partition → first and last offset)."""
+        db = self.database
+        for table in ddl.BATCH_DATA_TABLES:
+            self._command(
+                f"DELETE FROM {db}.{table} WHERE batch_id = {{b:String}}", {"b": batch_id}
+            )
+        for partition, (first, last) in ranges.items():
+            self._command(
+                f"DELETE FROM {db}.dedup_keys WHERE log_epoch = {{e:String}} "
+                f"AND source_topic = {{t:String}} AND source_partition = {{p:UInt32}} "
+                f"AND source_offset BETWEEN {{f:UInt64}} AND {{l:UInt64}}",
+                {"e": log_epoch, "t": topic, "p": partition, "f": first, "l": last},
+            )
+
+    def roll_back_batch(self, topic: str, parts: list[OpenBatch], reason: str) -> None:
+        """Delete what an unfinished batch wrote and record it as rolled back (idempotent)."""
+        first = parts[0]
+        self.delete_batch_rows(
+            first.batch_id, first.log_epoch, topic,
+            {p.partition: (p.from_offset, p.to_offset) for p in parts},
+        )
+        table = table_for(_ROLLBACK_INSERT, {
+            "batch_id": [p.batch_id for p in parts],
+            "log_epoch": [p.log_epoch for p in parts],
+            "topic": [topic] * len(parts),
+            "partition": [p.partition for p in parts],
+            "from_offset": [p.from_offset for p in parts],
+            "to_offset": [p.to_offset for p in parts],
+            "consumed": [p.consumed for p in parts],
+            "reason": [reason] * len(parts),
+        })
+        self._insert_wire(_ROLLBACK_INSERT, table, f"{first.batch_id}:rollback")
+
+    def rolled_back_batches(self) -> list[dict]:
+        """Every rolled-back batch range, oldest first."""
+        return self._query(
+            f"SELECT batch_id, log_epoch, topic, partition, from_offset, to_offset, consumed, "
+            f"reason, toUnixTimestamp64Milli(rolled_back_at) rolled_back_at_ms "
+            f"FROM {self.database}.batch_rollbacks "
+            f"ORDER BY rolled_back_at, batch_id, partition LIMIT 1 BY batch_id, partition"
+        ).to_pylist()
 
     def committed_offsets(self, log_epoch: str, topic: str) -> dict[int, int]:
         """Per partition, one past the highest offset of a done batch."""
@@ -374,35 +446,51 @@ class SqlStore(abc.ABC):
             for r in rows
         ]
 
-    def ensure_organization(self, org_id: str, name: str, api_key: str) -> Organization:
-        """Create ``org_id`` with ``api_key`` unless it exists; return the stored one."""
+    def ensure_organization(self, org_id: str, name: str) -> Organization:
+        """Create ``org_id`` unless it exists; return the stored one."""
         for org in self.organizations():
             if org.id == org_id:
                 return org
-        wire = pa.table({"id": [org_id], "name": [name], "api_key": [api_key]})
+        wire = pa.table({"id": [org_id], "name": [name]})
         self._insert_wire(_ORG_INSERT, wire, None)
-        return Organization(org_id, name, api_key)
+        return Organization(org_id, name)
 
     def organizations(self) -> list[Organization]:
         """Every organization, first created first (one row per id)."""
         rows = self._query(
-            f"SELECT id, argMin(name, created_at) n, argMin(api_key, created_at) k "
+            f"SELECT id, argMin(name, created_at) n "
             f"FROM {self.database}.organizations GROUP BY id ORDER BY id"
         ).to_pylist()
-        return [Organization(r["id"], r["n"], r["k"]) for r in rows]
+        return [Organization(r["id"], r["n"]) for r in rows]
 
-    def dead_letters(
+    def add_api_key(self, record: ApiKeyRecord) -> None:
+        """Store an API key (its digest only)."""
+        table = table_for(_API_KEY_INSERT, {
+            "id": [record.id], "organization_id": [record.organization_id],
+            "name": [record.name], "role": [record.role], "key_hash": [record.key_hash],
+        })
+        self._insert_wire(_API_KEY_INSERT, table, None)
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key (digests), oldest first."""
+        rows = self._query(
+            f"SELECT id, organization_id, name, role, key_hash FROM {self.database}.api_keys "
+            f"ORDER BY created_at, id LIMIT 1 BY id"
+        ).to_pylist()
+        return [
+            ApiKeyRecord(r["id"], r["organization_id"], r["name"], r["role"], r["key_hash"])
+            for r in rows
+        ]
+
+    def _dead_letter_filters(
         self, *, error_code: str | None = None, organization_id: str | None = None,
-        since_ms: int | None = None, until_ms: int | None = None, limit: int = 1000,
+        since_ms: int | None = None, until_ms: int | None = None,
         include_unattributed: bool = False, pending_only: bool = False,
-    ) -> list[dict]:
-        """Dead letters, newest first, filtered by reason, organization and failure time.
-
-        ``include_unattributed`` adds letters with no organization (e.g. invalid JSON) to an
-        organization filter; ``pending_only`` leaves out letters already re-driven.
-        """
+        position: tuple[str, int, int] | None = None,
+    ) -> tuple[str, dict]:
+        """The WHERE clause and parameters of a dead-letter filter."""
         where = ["1"]
-        params: dict = {"limit": limit}
+        params: dict = {}
         if error_code:
             where.append("error_code = {code:String}")
             params["code"] = error_code
@@ -423,18 +511,49 @@ class SqlStore(abc.ABC):
         if until_ms is not None:
             where.append("failed_at < fromUnixTimestamp64Milli({until:Int64}, 'UTC')")
             params["until"] = until_ms
+        if position is not None:
+            where.append("source_topic = {st:String} AND source_partition = {sp:UInt32} "
+                         "AND source_offset = {so:UInt64}")
+            params.update(st=position[0], sp=position[1], so=position[2])
+        return " AND ".join(where), params
+
+    def dead_letters(
+        self, *, limit: int = 1000, offset: int = 0, payload_limit: int | None = None,
+        **filters,
+    ) -> list[dict]:
+        """Dead letters, newest first, filtered by reason, organization and failure time.
+
+        ``include_unattributed`` adds letters with no organization (e.g. invalid JSON) to an
+        organization filter; ``pending_only`` leaves out letters already re-driven; ``position``
+        (topic, partition, offset) picks one letter. Rows ``offset`` to ``offset + limit``.
+        ``payload_limit`` keeps the first bytes of each payload only (``payload_bytes`` is
+        always the whole size).
+        """
+        where, params = self._dead_letter_filters(**filters)
+        params.update(limit=limit, skip=offset)
+        payload = "payload" if payload_limit is None else "substring(payload, 1, {pl:UInt32})"
+        if payload_limit is not None:
+            params["pl"] = payload_limit
         rows = self._query(
             f"SELECT organization_id, external_subscription_id, transaction_id, error_code, "
-            f"error_message, base64Encode(payload) payload_b64, source_topic, source_partition, "
-            f"source_offset, "
+            f"error_message, base64Encode({payload}) payload_b64, length(payload) payload_bytes, "
+            f"source_topic, source_partition, source_offset, "
             f"toUnixTimestamp64Milli(failed_at) failed_at_ms "
-            f"FROM {self.database}.dead_letters WHERE {' AND '.join(where)} "
-            f"ORDER BY failed_at DESC, source_partition, source_offset LIMIT {{limit:UInt32}}",
+            f"FROM {self.database}.dead_letters WHERE {where} "
+            f"ORDER BY failed_at DESC, source_partition, source_offset "
+            f"LIMIT {{limit:UInt32}} OFFSET {{skip:UInt64}}",
             params,
         ).to_pylist()
         for row in rows:  # the original bytes, which need not be UTF-8
             row["payload"] = base64.b64decode(row.pop("payload_b64"))
         return rows
+
+    def count_dead_letters(self, **filters) -> int:
+        """How many dead letters :meth:`dead_letters` has for these filters (no limit)."""
+        where, params = self._dead_letter_filters(**filters)
+        return int(self.scalar(
+            f"SELECT count() FROM {self.database}.dead_letters WHERE {where}", params
+        ) or 0)
 
 
 _CATALOG_INSERT = ddl.InsertSpec(
@@ -454,7 +573,34 @@ _CATALOG_INSERT = ddl.InsertSpec(
 
 _ORG_INSERT = ddl.InsertSpec(
     table="organizations",
-    columns=("id", "name", "api_key", "created_at"),
-    wire_columns=(("id", "String"), ("name", "String"), ("api_key", "String")),
-    select=("id", "name", "api_key", "now64(3, 'UTC')"),
+    columns=("id", "name", "created_at"),
+    wire_columns=(("id", "String"), ("name", "String")),
+    select=("id", "name", "now64(3, 'UTC')"),
+)
+
+_API_KEY_INSERT = ddl.InsertSpec(
+    table="api_keys",
+    columns=("id", "organization_id", "name", "role", "key_hash", "created_at"),
+    wire_columns=(
+        ("id", "String"), ("organization_id", "String"), ("name", "String"), ("role", "String"),
+        ("key_hash", "String"),
+    ),
+    select=("id", "organization_id", "name", "role", "key_hash", "now64(3, 'UTC')"),
+)
+
+_ROLLBACK_INSERT = ddl.InsertSpec(
+    table="batch_rollbacks",
+    columns=(
+        "batch_id", "log_epoch", "topic", "partition", "from_offset", "to_offset", "consumed",
+        "reason", "rolled_back_at",
+    ),
+    wire_columns=(
+        ("batch_id", "String"), ("log_epoch", "String"), ("topic", "String"),
+        ("partition", "UInt32"), ("from_offset", "UInt64"), ("to_offset", "UInt64"),
+        ("consumed", "UInt64"), ("reason", "String"),
+    ),
+    select=(
+        "batch_id", "log_epoch", "topic", "partition", "from_offset", "to_offset", "consumed",
+        "reason", "now64(3, 'UTC')",
+    ),
 )

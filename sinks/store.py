@@ -7,6 +7,7 @@ their SQL through :class:`sinks.sql_store.SqlStore`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,11 +18,52 @@ import pyarrow as pa
 from aggregation.usage_aggregate import UsageAggregate
 from sinks.ddl import InsertSpec
 
-__all__ = ["Store", "StoreError", "UsageAggregate"]
+__all__ = ["Store", "StoreDataError", "StoreError", "UsageAggregate", "store_error"]
 
 
 class StoreError(RuntimeError):
     """The store failed; the caller retries the whole batch (writes are idempotent)."""
+
+
+class StoreDataError(StoreError):
+    """The engine rejected the data itself (a value it cannot hold or parse): retrying the
+    same rows fails again. ``code`` is ClickHouse's error code."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+# ClickHouse error codes that blame the data of a query, not the server or the connection.
+VALUE_RANGE_ERROR_CODES = frozenset({
+    69,  # ARGUMENT_OUT_OF_BOUND ("Decimal value is too big")
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    407,  # DECIMAL_OVERFLOW
+})
+DATA_ERROR_CODES = VALUE_RANGE_ERROR_CODES | frozenset({
+    6,  # CANNOT_PARSE_TEXT
+    25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,  # CANNOT_PARSE_QUOTED_STRING
+    27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    32,  # ATTEMPT_TO_READ_AFTER_EOF (an empty number)
+    38,  # CANNOT_PARSE_DATE
+    41,  # CANNOT_PARSE_DATETIME
+    70,  # CANNOT_CONVERT_TYPE
+    72,  # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+})
+_ERROR_CODE = re.compile(r"Code: (\d+)\.")
+
+
+def store_error(message: str) -> StoreError:
+    """The error to raise for a failed query whose engine message is ``message``:
+    :class:`StoreDataError` when ClickHouse blames the data, else :class:`StoreError`."""
+    match = _ERROR_CODE.search(message)
+    if match and int(match.group(1)) in DATA_ERROR_CODES:
+        return StoreDataError(message, int(match.group(1)))
+    return StoreError(message)
 
 
 IDENTITY_BYTES = 16  # a dedup identity is a 16-byte digest (streams.batch.identity_of)
@@ -46,12 +88,16 @@ class LogPosition:
 
 @dataclass(frozen=True, slots=True)
 class OpenBatch:
-    """A batch whose writes began but whose 'done' marker was never written."""
+    """One partition range of a batch whose writes began but whose 'done' marker was never
+    written (nor was it rolled back)."""
 
     batch_id: str
     partition: int
     from_offset: int
     to_offset: int
+    log_epoch: str = ""
+    consumed: int = 0
+    begun_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +128,21 @@ class CatalogDoc:
 
 @dataclass(frozen=True, slots=True)
 class Organization:
-    """A tenant and its API key."""
+    """A tenant."""
 
     id: str
     name: str
-    api_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: its SHA-256 digest (hex), never the key."""
+
+    id: str
+    organization_id: str
+    name: str
+    role: str
+    key_hash: str
 
 
 class Store(Protocol):
@@ -98,6 +154,9 @@ class Store(Protocol):
     def insert(self, spec: InsertSpec, wire: pa.Table, token: str) -> None:
         """Insert a wire table; a second insert with the same ``token`` is ignored."""
 
+    def check_insert(self, spec: InsertSpec, wire: pa.Table) -> None:
+        """Do every conversion of the INSERT without writing; raise StoreDataError if rejected."""
+
     def find_seen(
         self, identities: list[bytes], since_ms: int
     ) -> dict[bytes, list[LogPosition]]:
@@ -106,8 +165,19 @@ class Store(Protocol):
     def stored_identities(self, since_ms: int) -> Iterator[bytes]:
         """Every dedup identity seen since ``since_ms``, in chunks of packed 16-byte digests."""
 
-    def open_batches(self, log_epoch: str, topic: str) -> list[OpenBatch]:
-        """Batches begun but not marked done, oldest first."""
+    def open_batches(self, topic: str) -> list[OpenBatch]:
+        """Batches of any log epoch begun but neither done nor rolled back, oldest first."""
+
+    def delete_batch_rows(
+        self, batch_id: str, log_epoch: str, topic: str, ranges: dict[int, tuple[int, int]]
+    ) -> None:
+        """Delete every row an unfinished batch wrote (data rows and dedup keys)."""
+
+    def roll_back_batch(self, topic: str, parts: list[OpenBatch], reason: str) -> None:
+        """Delete what an unfinished batch wrote and record it as rolled back."""
+
+    def rolled_back_batches(self) -> list[dict]:
+        """Every rolled-back batch range."""
 
     def committed_offsets(self, log_epoch: str, topic: str) -> dict[int, int]:
         """Next offset to read per partition, after the last committed batch."""
@@ -151,18 +221,34 @@ class Store(Protocol):
     def load_catalog_history(self) -> list[CatalogDoc]:
         """Every version of every catalog resource, oldest version first."""
 
-    def ensure_organization(self, org_id: str, name: str, api_key: str) -> Organization:
-        """Create the organization with ``api_key`` if it does not exist; return it."""
+    def ensure_organization(self, org_id: str, name: str) -> Organization:
+        """Create the organization if it does not exist; return it."""
 
     def organizations(self) -> list[Organization]:
         """Every organization."""
 
+    def add_api_key(self, record: ApiKeyRecord) -> None:
+        """Store an API key (its digest only)."""
+
+    def api_keys(self) -> list[ApiKeyRecord]:
+        """Every API key (digests)."""
+
     def dead_letters(
         self, *, error_code: str | None = None, organization_id: str | None = None,
         since_ms: int | None = None, until_ms: int | None = None, limit: int = 1000,
-        include_unattributed: bool = False, pending_only: bool = False,
+        include_unattributed: bool = False, pending_only: bool = False, offset: int = 0,
+        payload_limit: int | None = None, position: tuple[str, int, int] | None = None,
     ) -> list[dict]:
-        """Dead letters matching the filters, newest first (payload as the original bytes)."""
+        """Dead letters matching the filters, newest first (payload as the original bytes,
+        its first ``payload_limit`` bytes only if set; ``payload_bytes``: its whole size)."""
+
+    def count_dead_letters(
+        self, *, error_code: str | None = None, organization_id: str | None = None,
+        since_ms: int | None = None, until_ms: int | None = None,
+        include_unattributed: bool = False, pending_only: bool = False,
+        position: tuple[str, int, int] | None = None,
+    ) -> int:
+        """How many dead letters match the filters."""
 
     def mark_redriven(self, letters: list[dict]) -> None:
         """Record that these dead letters (rows of :meth:`dead_letters`) were re-published."""

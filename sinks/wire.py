@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from aggregation.rollup import RollupKey, RollupState, UniqueKey, UniqueState
 from enrichment.enricher import EnrichedRow
+from schemas import exact_json
 from sinks import ddl
 from sinks.store import IDENTITY_BYTES, pack_identities
 
@@ -82,7 +83,10 @@ def events_table(
             "charge_filter_id": [r.charge_filter_id for r in rows],
             "grouped_by_json": [grouped_by_json(r.grouped_by) for r in rows],
             "precise_total_amount_cents": [None if a is None else str(a) for a in amounts],
-            "properties": [orjson.dumps(p).decode() for p in properties],
+            # exact_json.default: a Decimal property is written as a JSON number, every digit
+            "properties": [
+                orjson.dumps(p, default=exact_json.default).decode() for p in properties
+            ],
             "ingested_at_ms": [ingested_at_ms] * len(rows),
             "source_topic": topics,
             "source_partition": partitions,
@@ -217,7 +221,10 @@ def batches_table(
     *, batch_id: str, log_epoch: str, topic: str, state: str, tallies: Mapping,
     written_at_ms: int,
 ) -> pa.Table:
-    """Wire table for ``batches``: one manifest row per partition range of the batch."""
+    """Wire table for ``batches``: one manifest row per partition range of the batch.
+
+    A 'begin' row carries the range's message count (what a rollback gives up); a 'done' row
+    carries every outcome count."""
     parts = sorted(tallies)
     t = [tallies[p] for p in parts]
     done = state == "done"
@@ -231,7 +238,7 @@ def batches_table(
             "from_offset": pa.array([x.from_offset for x in t], pa.uint64()),
             "to_offset": pa.array([x.to_offset for x in t], pa.uint64()),
             "state": [state] * len(parts),
-            "consumed": pa.array([x.consumed if done else 0 for x in t], pa.uint64()),
+            "consumed": pa.array([x.consumed for x in t], pa.uint64()),
             "stored": pa.array([x.stored if done else 0 for x in t], pa.uint64()),
             "duplicates": pa.array([x.duplicates if done else 0 for x in t], pa.uint64()),
             "dead_letters": pa.array([x.dead_letters if done else 0 for x in t], pa.uint64()),

@@ -21,15 +21,17 @@ import pytest
 from aggregation.rollup import BUCKET_MS, RollupKey, RollupState, rollup
 from enrichment.enricher import EnrichedRow
 from schemas.event import UsageEvent
-from sinks import ddl, wire
+from sinks import ddl, migrations, wire
 from sinks.chdb_store import ChdbStore
 from sinks.sql_store import SqlStore
 from sinks.store import (
+    VALUE_RANGE_ERROR_CODES,
+    ApiKeyRecord,
     CatalogDoc,
     LogPosition,
-    OpenBatch,
     Organization,
     PartitionCounts,
+    StoreDataError,
     StoreError,
 )
 from streams.batch import DeadLetter, PartitionTally, RawRecord, identity_of
@@ -144,7 +146,11 @@ def test_ensure_schema_twice_is_fine(store: SqlStore) -> None:
     store.ensure_schema()
     store.ensure_schema()
     for table in ddl.ALL_TABLES:
-        assert count(store, table.name) == 0
+        if table is not ddl.SCHEMA_MIGRATIONS:
+            assert count(store, table.name) == 0
+    # A new database is at the latest version, recorded once per version.
+    assert migrations.applied_versions(store) == {1, *(m.version for m in migrations.MIGRATIONS)}
+    assert count(store, "schema_migrations") == 1 + len(migrations.MIGRATIONS)
 
 
 def test_insert_with_the_same_token_stores_once(store: SqlStore) -> None:
@@ -296,6 +302,12 @@ def write_batch(
     store.insert(ddl.manifest_insert(state), table, f"{batch_id}:{state}")
 
 
+def opened(store: SqlStore, topic: str = "raw") -> list[tuple]:
+    """(batch id, log epoch, partition, first, last offset) of each open batch range."""
+    return [(b.batch_id, b.log_epoch, b.partition, b.from_offset, b.to_offset)
+            for b in store.open_batches(topic)]
+
+
 def test_batch_manifest(store: SqlStore) -> None:
     a = {
         0: PartitionTally(0, 9, consumed=10, stored=7, duplicates=2, dead_letters=1,
@@ -313,7 +325,8 @@ def test_batch_manifest(store: SqlStore) -> None:
     write_batch(store, "X", "begin", {0: PartitionTally(500, 599, consumed=100)}, log_epoch="e0")
     write_batch(store, "Y", "begin", {3: PartitionTally(0, 4, consumed=5)}, topic="other")
 
-    assert store.open_batches("e1", "raw") == [OpenBatch("B", 0, 20, 29)]
+    # Open batches of every log epoch, of this topic only.
+    assert opened(store) == [("B", "e1", 0, 20, 29), ("X", "e0", 0, 500, 599)]
     assert store.committed_offsets("e1", "raw") == {0: 20, 1: 150}
     assert store.partition_counts("e1") == [
         PartitionCounts("raw", 0, consumed=20, stored=17, duplicates=2, dead_letters=1,
@@ -323,10 +336,11 @@ def test_batch_manifest(store: SqlStore) -> None:
     ]
 
     write_batch(store, "B", "done", b)
-    assert store.open_batches("e1", "raw") == []
+    assert opened(store) == [("X", "e0", 0, 500, 599)]
     assert store.committed_offsets("e1", "raw") == {0: 30, 1: 150}
     assert store.committed_offsets("e0", "raw") == {}
-    assert store.open_batches("e0", "raw") == [OpenBatch("X", 0, 500, 599)]
+    [x] = store.open_batches("raw")
+    assert (x.consumed, x.begun_at_ms) == (100, T0)
     assert [(p.partition, p.consumed) for p in store.partition_counts()] == [(0, 30), (1, 50)]
 
 
@@ -334,16 +348,16 @@ def test_begin_markers_have_their_own_table_and_old_ones_still_count(store: SqlS
     a = {0: PartitionTally(0, 9, consumed=10, stored=10, enriched_rows=10)}
     b = {0: PartitionTally(10, 19, consumed=10, stored=10, enriched_rows=10)}
     write_batch(store, "A", "begin", a)
-    assert store.open_batches("e1", "raw") == [OpenBatch("A", 0, 0, 9)]
+    assert opened(store) == [("A", "e1", 0, 0, 9)]
     assert (count(store, "batch_begins"), count(store, "batches")) == (1, 0)
     # A data directory from before the split: its 'begin' rows are in batches.
     table = wire.batches_table(batch_id="B", log_epoch="e1", topic="raw", state="begin",
                                tallies=b, written_at_ms=1)
     store.insert(ddl.BATCHES_INSERT, table, "B:begin")
-    assert store.open_batches("e1", "raw") == [OpenBatch("A", 0, 0, 9), OpenBatch("B", 0, 10, 19)]
+    assert opened(store) == [("A", "e1", 0, 0, 9), ("B", "e1", 0, 10, 19)]
     write_batch(store, "A", "done", a)
     write_batch(store, "B", "done", b)
-    assert store.open_batches("e1", "raw") == []
+    assert opened(store) == []
     assert store.committed_offsets("e1", "raw") == {0: 20}
 
 
@@ -462,9 +476,67 @@ def test_read_usage_of_hand_built_states(store: SqlStore) -> None:
 def test_out_of_range_rollup_fails_loudly_instead_of_storing_zero(store: SqlStore) -> None:
     big = "1" + "0" * 27  # 1e27 does not fit Decimal(38, 12); enrichment rejects it first
     rollups = rollup([row("big", T0, big)])
-    with pytest.raises(StoreError):
-        store.insert(ddl.ROLLUPS_INSERT, wire.rollups_table(rollups, "b"), "b:r")
+    table = wire.rollups_table(rollups, "b")
+    with pytest.raises(StoreDataError) as dry_run:  # the dry run sees what the INSERT would
+        store.check_insert(ddl.ROLLUPS_INSERT, table)
+    with pytest.raises(StoreDataError) as real:
+        store.insert(ddl.ROLLUPS_INSERT, table, "b:r")
+    assert dry_run.value.code == real.value.code
+    assert real.value.code in VALUE_RANGE_ERROR_CODES
     assert store.read_usage(ORG, SUB, bucket(0), bucket(1)) == []
+    store.check_insert(ddl.ROLLUPS_INSERT, wire.rollups_table(rollup([row("ok", T0, "1")]), "c"))
+    assert count(store, "usage_rollups") == 0  # a dry run writes nothing
+
+
+def test_sums_of_the_largest_values_do_not_overflow(store: SqlStore) -> None:
+    """Issue 16: two valid 9e25 values in one bucket overflowed Decimal(38, 12) at INSERT, and
+    in two buckets wrapped around in sum() at read time."""
+    big = "9" + "0" * 25
+    same_bucket = rollup([row("a", T0, big), row("b", T0 + 1, big)])
+    store.insert(ddl.ROLLUPS_INSERT, wire.rollups_table(same_bucket, "b1"), "b1:r")
+    other_bucket = rollup([row("c", T0 + BUCKET_MS, big, precise_total_amount_cents=Decimal(big))])
+    store.insert(ddl.ROLLUPS_INSERT, wire.rollups_table(other_bucket, "b2"), "b2:r")
+    [usage] = store.read_usage(ORG, SUB, bucket(0), bucket(2))
+    assert usage.value_sum == 3 * Decimal(big)
+    assert usage.precise_total_amount_cents == Decimal(big)
+    [(_, days)] = store.read_daily_sums(ORG, SUB, bucket(0), bucket(2), "UTC").items()
+    assert sum(total for _, total in days) == 3 * Decimal(big)
+
+
+def test_engine_errors_are_classified(store: SqlStore) -> None:
+    with pytest.raises(StoreDataError):
+        store.scalar("SELECT toDecimal128(assumeNotNull('1e400'), 12)")
+    with pytest.raises(StoreError) as not_data:
+        store.scalar("SELECT * FROM no_such_table")
+    assert not isinstance(not_data.value, StoreDataError)
+
+
+def test_rolling_back_a_batch_deletes_its_rows_and_closes_it(store: SqlStore) -> None:
+    rows = [row("r1", T0, "5"), row("r2", T0 + 1, "7")]
+    keep = [row("k1", T0 + 2, "100")]
+    b = {0: PartitionTally(0, 1, consumed=2)}
+    write_batch(store, "B", "begin", b, log_epoch="old")
+    store.insert(ddl.EVENTS_INSERT, wire.events_table(rows, [
+        RawRecord("raw", 0, i, T0) for i in range(2)], T0, "B"), "B:events")
+    store.insert(ddl.ROLLUPS_INSERT, wire.rollups_table(rollup(rows), "B"), "B:rollups")
+    store.insert(ddl.ROLLUPS_INSERT, wire.rollups_table(rollup(keep), "K"), "K:rollups")
+    keys = [(identity_of(r.event), RawRecord("raw", 0, i, T0)) for i, r in enumerate(rows)]
+    store.insert(ddl.DEDUP_KEYS_INSERT, wire.dedup_keys_table(keys, "old"), "B:keys")
+    other_epoch = [(identity_of(keep[0].event), RawRecord("raw", 0, 0, T0))]
+    store.insert(ddl.DEDUP_KEYS_INSERT, wire.dedup_keys_table(other_epoch, "new"), "K:keys")
+
+    parts = store.open_batches("raw")
+    store.roll_back_batch("raw", parts, "log epoch old is gone")
+    store.roll_back_batch("raw", parts, "log epoch old is gone")  # idempotent
+
+    assert store.open_batches("raw") == []
+    assert count(store, "events") == 0
+    [usage] = store.read_usage(ORG, SUB, bucket(0), bucket(1))
+    assert usage.value_sum == 100  # the other batch's rows stay
+    assert store.find_seen([k for k, _ in keys], 0) == {}
+    assert list(store.find_seen([other_epoch[0][0]], 0)) == [other_epoch[0][0]]
+    [rolled] = store.rolled_back_batches()
+    assert (rolled["batch_id"], rolled["log_epoch"], rolled["consumed"]) == ("B", "old", 2)
 
 
 # --- catalog and organizations -----------------------------------------------------------------
@@ -524,12 +596,23 @@ def test_catalog_docs_are_kept_per_organization(store: SqlStore) -> None:
 
 def test_ensure_organization_is_idempotent(store: SqlStore) -> None:
     assert store.organizations() == []
-    first = store.ensure_organization(ORG, "Acme", "key_first")
-    assert first == Organization(ORG, "Acme", "key_first")
-    again = store.ensure_organization(ORG, "Acme renamed", "key_second")
+    first = store.ensure_organization(ORG, "Acme")
+    assert first == Organization(ORG, "Acme")
+    again = store.ensure_organization(ORG, "Acme renamed")
     assert again == first
-    store.ensure_organization("org_2", "Other", "key_other")
-    assert store.organizations() == [first, Organization("org_2", "Other", "key_other")]
+    store.ensure_organization("org_2", "Other")
+    assert store.organizations() == [first, Organization("org_2", "Other")]
+
+
+def test_api_keys_are_stored_as_digests_only(store: SqlStore) -> None:
+    digest = "ab" * 32
+    store.add_api_key(ApiKeyRecord("key_1", ORG, "ci", "admin", digest))
+    assert store.api_keys() == [ApiKeyRecord("key_1", ORG, "ci", "admin", digest)]
+    assert store.scalar(f"SELECT count() FROM {store.database}.api_keys") == "1"
+    columns = store.scalar(
+        "SELECT arrayStringConcat(groupArray(name), ',') FROM system.columns "
+        "WHERE database = {db:String} AND table = 'organizations'", {"db": store.database})
+    assert "api_key" not in columns.split(",")
 
 
 # --- dead letters ------------------------------------------------------------------------------

@@ -11,15 +11,15 @@ import re
 import pytest
 
 from sinks import ddl
-from sinks.sql_store import _CATALOG_INSERT, _ORG_INSERT
+from sinks.sql_store import _API_KEY_INSERT, _CATALOG_INSERT, _ORG_INSERT, _ROLLBACK_INSERT
 
 TABLES = {table.name: table for table in ddl.ALL_TABLES}
 INSERT_SPECS = [
     value for value in vars(ddl).values() if isinstance(value, ddl.InsertSpec)
-] + [_CATALOG_INSERT, _ORG_INSERT]
+] + [_CATALOG_INSERT, _ORG_INSERT, _API_KEY_INSERT, _ROLLBACK_INSERT]
 BATCH_INSERT_TABLES = (
     "events", "usage_rollups", "unique_rollups", "event_values", "dead_letters", "dedup_keys",
-    "batches", "batch_begins",
+    "batches", "batch_begins", "batch_rollbacks",
 )
 
 _COLUMN_LINE = re.compile(r"^\s+([A-Za-z_][A-Za-z0-9_]*)\s+\S", re.MULTILINE)
@@ -86,7 +86,8 @@ def test_spec_with_mismatched_columns_and_exprs_is_refused() -> None:
 
 
 def test_every_insert_spec_is_collected() -> None:
-    assert {spec.table for spec in INSERT_SPECS} == set(TABLES)
+    # schema_migrations is written by sinks.migrations with VALUES
+    assert {spec.table for spec in INSERT_SPECS} == set(TABLES) - {"schema_migrations"}
 
 
 @pytest.mark.parametrize("spec", INSERT_SPECS, ids=spec_id)
