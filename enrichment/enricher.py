@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 
 from enrichment.catalog_index import CatalogIndex, PreparedCharge
+from schemas.bounds import DECIMAL_SCALE, VALUE_OUT_OF_RANGE, decimal_fits
 from schemas.catalog import NUMERIC_TYPES
 from schemas.event import UsageEvent
 from schemas.numbers import canonical_string, plain_decimal, to_decimal
@@ -15,11 +16,13 @@ UNKNOWN_METRIC = "unknown_metric"
 INVALID_VALUE = "invalid_value"
 NO_SUBSCRIPTION = "no_subscription"
 
-# Values are stored as Decimal(38, 12): 26 integer digits, 12 decimals. Larger values are
-# rejected (invalid_value); more decimals are rounded half-even to 12 places.
-SCALE = 12
+# Values are stored as Decimal(38, 12) (schemas.bounds): a value that does not fit, once
+# rounded, is rejected (value_out_of_range); more decimals are rounded half-even to 12 places.
+SCALE = DECIMAL_SCALE
 QUANTUM = Decimal(1).scaleb(-SCALE)
-INTEGER_DIGITS = 26
+# Explicit: the thread's context (28 digits by default) would make quantize fail on a value
+# with more digits, e.g. 20 integer digits and 12 decimals. 38 digits always suffice here.
+_QUANTIZE = Context(prec=40)
 
 
 @dataclass(slots=True)  # not frozen: frozen dataclasses are several times slower to build
@@ -120,12 +123,16 @@ def _check_value(
     if text is None:
         return Rejection(INVALID_VALUE, f"property {field_name!r} is missing")
     if decimal_value is not None and numeric:
+        if not decimal_fits(decimal_value):
+            return Rejection(
+                VALUE_OUT_OF_RANGE,
+                f"property {field_name!r}: {text:.40} does not fit Decimal(38, 12)",
+            )
         # ``text`` is canonical: plain notation, no trailing zeros
-        integer, _, fraction = text.lstrip("-").partition(".")
-        if len(integer) > INTEGER_DIGITS:
-            return Rejection(INVALID_VALUE, f"{text} is outside Decimal(38, 12)")
-        if len(fraction) > SCALE:
-            decimal_value = decimal_value.quantize(QUANTUM, rounding=ROUND_HALF_EVEN)
+        if len(text.partition(".")[2]) > SCALE:
+            decimal_value = decimal_value.quantize(
+                QUANTUM, rounding=ROUND_HALF_EVEN, context=_QUANTIZE
+            )
     return text, decimal_value
 
 

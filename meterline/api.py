@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import orjson
-
 from meterline.catalog_service import CatalogService
 from meterline.usage_service import UsageNotFound, UsageService
+from schemas import exact_json
+from schemas.bounds import MAX_EVENT_BYTES
 from schemas.catalog import CatalogValidationError
-from schemas.errors import InvalidField
+from schemas.errors import VALUE_IS_TOO_LONG, InvalidField
 from schemas.event import UsageEvent, event_to_json_dict, parse_event, partition_key
 from schemas.event import validate_event_payload as event_errors
 
@@ -69,13 +69,23 @@ def _lago_event(event: UsageEvent, received_ms: int) -> dict[str, Any]:
         "external_subscription_id": event.external_subscription_id,
         "code": event.code,
         "timestamp": iso_ms(event.timestamp_ms),
-        "properties": event.properties,
+        # Faust writes responses with plain orjson: exact numbers become Fragments first
+        "properties": exact_json.jsonable(event.properties),
         "precise_total_amount_cents": (
             None if event.precise_total_amount_cents is None
             else str(event.precise_total_amount_cents)
         ),
         "created_at": iso_ms(received_ms),
     }
+
+
+def _record(event: UsageEvent) -> tuple[bytes, bytes] | None:
+    """The raw-topic ``(key, value)`` of ``event``, or None when the value would exceed
+    ``MAX_EVENT_BYTES`` (the pipeline dead-letters such a message as ``event_too_large``)."""
+    value = exact_json.dumps(event_to_json_dict(event))
+    if len(value) > MAX_EVENT_BYTES:
+        return None
+    return partition_key(event.organization_id, event.external_subscription_id), value
 
 
 class Api:
@@ -111,10 +121,13 @@ class Api:
 
     @staticmethod
     def parse_json(body: bytes, root: str) -> tuple[Any, ApiResponse | None]:
-        """Decode ``body`` and take its ``root`` key; a 400 on malformed JSON or no root."""
+        """Decode ``body`` and take its ``root`` key; a 400 on malformed JSON or no root.
+
+        Numbers are exact (:mod:`schemas.exact_json`): ``int``, or ``Decimal`` with every digit.
+        """
         try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError:
+            payload = exact_json.loads(body)
+        except exact_json.JSONDecodeError:
             return None, error(400, "bad_request", {"body": ["invalid_json"]})
         if not isinstance(payload, dict) or root not in payload or payload[root] is None:
             return None, error(400, "bad_request", {root: ["value_is_mandatory"]})
@@ -122,7 +135,11 @@ class Api:
 
     # --- events --------------------------------------------------------------------------------
     async def post_event(self, org: str, body: bytes) -> ApiResponse:
-        """``POST /api/v1/events``: validate one event and write it to the raw topic."""
+        """``POST /api/v1/events``: validate one event and write it to the raw topic.
+
+        An event whose raw-topic JSON would exceed ``MAX_EVENT_BYTES`` is a 422
+        ``value_is_too_long`` on ``event`` (the pipeline would dead-letter it).
+        """
         raw, problem = self.parse_json(body, "event")
         if problem:
             return problem
@@ -132,11 +149,18 @@ class Api:
         except InvalidField:
             return error(422, "validation_errors", event_errors(raw, now_ms=now,
                                                                 organization_id=org))
-        await self._publish([event])
+        record = _record(event)
+        if record is None:
+            return error(422, "validation_errors", {"event": [VALUE_IS_TOO_LONG]})
+        await self.publisher.publish([record])
         return ApiResponse(200, {"event": _lago_event(event, now)})
 
     async def post_events_batch(self, org: str, body: bytes) -> ApiResponse:
-        """``POST /api/v1/events/batch``: all events valid, or none is written (422 by index)."""
+        """``POST /api/v1/events/batch``: all events valid, or none is written (422 by index).
+
+        An event whose raw-topic JSON would exceed ``MAX_EVENT_BYTES`` is invalid too:
+        ``{"<index>": {"event": ["value_is_too_long"]}}``.
+        """
         raw, problem = self.parse_json(body, "events")
         if problem:
             return problem
@@ -146,27 +170,24 @@ class Api:
             return error(422, "validation_errors", {"events": ["too_many_events"]})
         now = self.clock_ms()
         events: list[UsageEvent] = []
+        records: list[tuple[bytes, bytes]] = []
         details: dict[str, Any] = {}
         for i, item in enumerate(raw):
             try:
-                events.append(parse_event(item, now_ms=now, organization_id=org))
+                event = parse_event(item, now_ms=now, organization_id=org)
             except InvalidField:
                 details[str(i)] = event_errors(item, now_ms=now, organization_id=org)
+                continue
+            record = _record(event)
+            if record is None:
+                details[str(i)] = {"event": [VALUE_IS_TOO_LONG]}
+                continue
+            events.append(event)
+            records.append(record)
         if details:
             return error(422, "validation_errors", details)
-        await self._publish(events)
+        await self.publisher.publish(records)
         return ApiResponse(200, {"events": [_lago_event(e, now) for e in events]})
-
-    async def _publish(self, events: list[UsageEvent]) -> None:
-        await self.publisher.publish(
-            [
-                (
-                    partition_key(e.organization_id, e.external_subscription_id),
-                    orjson.dumps(event_to_json_dict(e)),
-                )
-                for e in events
-            ]
-        )
 
     # --- catalog -------------------------------------------------------------------------------
     def apply_catalog(self, org: str, body: bytes) -> ApiResponse:

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from billing import validate_charge_properties
 from enrichment.catalog_index import CatalogIndex
+from schemas import exact_json
 from schemas.catalog import (
     BillableMetric,
     CatalogValidationError,
@@ -84,7 +83,7 @@ class CatalogService:
                 versions = self._history.setdefault((doc.organization_id, doc.kind, doc.key), [])
                 if any(v.version == doc.version for v in versions):
                     continue
-                body = None if doc.deleted else orjson.loads(doc.body)
+                body = None if doc.deleted else exact_json.loads(doc.body)
                 resource = None if doc.deleted else self._parse(doc.kind, body, doc.organization_id)
                 versions.append(_Version(doc.version, doc.effective_at_ms, resource, body))
                 self.changed_at_ms = max(self.changed_at_ms, doc.effective_at_ms)
@@ -123,7 +122,7 @@ class CatalogService:
         return [
             CatalogDoc(
                 org, kind, key,
-                "" if v.body is None else orjson.dumps(v.body).decode(),
+                "" if v.body is None else exact_json.dumps(v.body).decode(),
                 deleted=v.body is None, version=v.version, effective_at_ms=v.effective_at_ms,
             )
             for v in self._history.get((org, kind, key), [])
@@ -230,7 +229,8 @@ class CatalogService:
                 docs.append(
                     CatalogDoc(
                         org, kind, key,
-                        "" if body is None else orjson.dumps(body).decode(),
+                        # exact: a number read as a Decimal is stored with every digit
+                        "" if body is None else exact_json.dumps(body).decode(),
                         deleted=body is None,
                         version=self._last_version,
                         effective_at_ms=now_ms,

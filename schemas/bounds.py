@@ -51,9 +51,18 @@ MAX_EVENT_BYTES = 256 * 1024
 MAX_ID_LENGTH = 256
 
 
+#: The smallest magnitude that rounds (half-even, 12 places) to ``MAX_ABS_DECIMAL``: from here a
+#: value no longer fits once rounded. Written out, as arithmetic would round to the context.
+_ROUNDS_TO_MAX = Decimal("99999999999999999999999999.9999999999995")
+
+
 def decimal_fits(value: Decimal) -> bool:
-    """True when ``value`` is finite and fits ``Decimal(38, 12)`` (after rounding to 12 places)."""
-    return value.is_finite() and abs(value) < MAX_ABS_DECIMAL
+    """True when ``value`` is finite and fits ``Decimal(38, 12)`` (after rounding to 12 places).
+
+    Exact whatever the thread's decimal context: ``copy_abs`` and comparisons never round
+    (``abs()`` would, to the context's precision, and overflow on ``Decimal("1E+1000000")``).
+    """
+    return value.is_finite() and value.copy_abs() < _ROUNDS_TO_MAX
 
 
 def instant_fits(ms: int) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from schemas.bounds import VALUE_OUT_OF_RANGE
+
 __all__ = [
     "INVALID_FORMAT",
     "INVALID_TYPE",
     "INVALID_VALUE",
     "VALUE_IS_MANDATORY",
     "VALUE_IS_TOO_LONG",
+    "VALUE_OUT_OF_RANGE",
     "InvalidField",
 ]
 
@@ -17,10 +20,13 @@ VALUE_IS_MANDATORY = "value_is_mandatory"
 INVALID_TYPE = "invalid_type"
 #: Right type, unacceptable value (nested property, non-numeric amount, NaN…).
 INVALID_VALUE = "invalid_value"
-#: String longer than allowed (transaction_id > 256 characters).
+#: String longer than allowed (an identifier beyond ``schemas.bounds.MAX_ID_LENGTH``
+#: characters), or an event beyond ``schemas.bounds.MAX_EVENT_BYTES`` (HTTP ingest).
 VALUE_IS_TOO_LONG = "value_is_too_long"
 #: Timestamp that is neither Unix seconds nor RFC 3339 — Lago's code for timestamps.
 INVALID_FORMAT = "invalid_format"
+# VALUE_OUT_OF_RANGE (defined in schemas.bounds): a well-formed number or instant the store
+# cannot hold (an amount ≥ 10**26, a timestamp outside [1970, 2100)).
 
 
 class InvalidField(ValueError):

@@ -4,13 +4,20 @@ Decisions where the SPEC is silent (Lago's behaviour unless noted):
 
 * Required strings that are missing, ``null``, empty or whitespace-only → ``value_is_mandatory``
   (Lago's ``blank?``); non-strings (e.g. a numeric ``transaction_id``) → ``invalid_type``; they
-  are not coerced. Values are kept verbatim (no trimming). Lengths count characters.
+  are not coerced. Values are kept verbatim (no trimming). Lengths count characters:
+  ``transaction_id``, ``external_subscription_id``, ``code`` and ``organization_id`` longer than
+  :data:`schemas.bounds.MAX_ID_LENGTH` → ``value_is_too_long``.
 * ``properties: null`` is the same as missing (``{}``). Values must be str, int, finite float,
-  bool or None; a nested object/list or NaN/±inf → ``invalid_value`` on ``"properties"``;
-  a non-object → ``invalid_type``. The dict is referenced, not copied (hot path).
+  finite Decimal (how :mod:`schemas.exact_json` reads a JSON number with a fraction), bool or
+  None; a nested object/list or NaN/±inf → ``invalid_value`` on ``"properties"``; a non-object
+  → ``invalid_type``. The dict is referenced, not copied (hot path). A number's magnitude is
+  checked where it is used as a value (enrichment: ``value_out_of_range``), not here.
 * ``precise_total_amount_cents``: number or numeric string (:mod:`schemas.numbers`); bool,
   list, object → ``invalid_type``; non-numeric string (including ``""``), NaN/±inf →
-  ``invalid_value``. Stored as a normalized exact Decimal.
+  ``invalid_value``; a number that does not fit ``Decimal(38, 12)`` (``≥ 10**26``,
+  :func:`schemas.bounds.decimal_fits`) → ``value_out_of_range``. Stored as a normalized exact
+  Decimal.
+* ``timestamp``: see :mod:`schemas.timestamps` (outside ``[1970, 2100)`` → ``value_out_of_range``).
 * Unknown extra fields are ignored.
 """
 
@@ -21,11 +28,13 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from schemas.bounds import MAX_ID_LENGTH, decimal_fits
 from schemas.errors import (
     INVALID_TYPE,
     INVALID_VALUE,
     VALUE_IS_MANDATORY,
     VALUE_IS_TOO_LONG,
+    VALUE_OUT_OF_RANGE,
     InvalidField,
 )
 from schemas.numbers import decimal_to_string, to_decimal
@@ -40,7 +49,7 @@ __all__ = [
     "validate_event_payload",
 ]
 
-MAX_TRANSACTION_ID_LENGTH = 256
+MAX_TRANSACTION_ID_LENGTH = MAX_ID_LENGTH  # SPEC §1: 256, as every other identifier
 
 
 class UsageEvent(NamedTuple):
@@ -58,12 +67,12 @@ class UsageEvent(NamedTuple):
     precise_total_amount_cents: Decimal | None
 
 
-def _required_str(obj: dict[str, Any], field: str, max_len: int | None = None) -> str:
+def _required_str(obj: dict[str, Any], field: str, max_len: int = MAX_ID_LENGTH) -> str:
     value = obj.get(field)
     return _check_required_str(value, field, max_len)
 
 
-def _check_required_str(value: object, field: str, max_len: int | None = None) -> str:
+def _check_required_str(value: object, field: str, max_len: int = MAX_ID_LENGTH) -> str:
     if type(value) is not str:
         if value is None:
             raise InvalidField(field, VALUE_IS_MANDATORY, f"{field} is required")
@@ -71,7 +80,7 @@ def _check_required_str(value: object, field: str, max_len: int | None = None) -
             raise InvalidField(field, INVALID_TYPE, f"{field} must be a string")
     if not value or value.isspace():
         raise InvalidField(field, VALUE_IS_MANDATORY, f"{field} must not be blank")
-    if max_len is not None and len(value) > max_len:
+    if len(value) > max_len:
         raise InvalidField(
             field, VALUE_IS_TOO_LONG, f"{field} is longer than {max_len} characters"
         )
@@ -88,14 +97,14 @@ def _properties(obj: dict[str, Any]) -> dict[str, object]:
         t = type(value)
         if t is str or t is int or t is bool or value is None:
             pass
-        elif t is float:
-            if not math.isfinite(value):
+        elif t is Decimal or t is float:
+            if not (value.is_finite() if t is Decimal else math.isfinite(value)):
                 raise InvalidField(
                     "properties", INVALID_VALUE, f"properties.{key} is not a finite number"
                 )
-        elif not isinstance(value, (str, int, float)) or (
+        elif not isinstance(value, (str, int, float, Decimal)) or (
             isinstance(value, float) and not math.isfinite(value)
-        ):
+        ) or (isinstance(value, Decimal) and not value.is_finite()):
             raise InvalidField(
                 "properties",
                 INVALID_VALUE,
@@ -115,7 +124,12 @@ def _precise_total_amount_cents(obj: dict[str, Any]) -> Decimal | None:
         raise InvalidField(field, INVALID_TYPE, f"{field} must be a decimal number or string")
     amount = to_decimal(value)
     if amount is None:
+        if isinstance(value, int) or (isinstance(value, Decimal) and value.is_finite()):
+            # a number beyond ±10**1000 (schemas.numbers.MAX_EXPONENT)
+            raise InvalidField(field, VALUE_OUT_OF_RANGE, f"{field} does not fit Decimal(38, 12)")
         raise InvalidField(field, INVALID_VALUE, f"{field} is not a valid decimal")
+    if not decimal_fits(amount):
+        raise InvalidField(field, VALUE_OUT_OF_RANGE, f"{field} does not fit Decimal(38, 12)")
     return amount
 
 
@@ -145,7 +159,8 @@ def parse_event(obj: object, *, now_ms: int, organization_id: str | None = None)
     if not (  # the usual event, checked inline (hot path); any doubt takes the full checks
         type(transaction_id) is str and type(external_subscription_id) is str
         and type(code) is str and 0 < len(transaction_id) <= MAX_TRANSACTION_ID_LENGTH
-        and external_subscription_id and code and not transaction_id.isspace()
+        and 0 < len(external_subscription_id) <= MAX_ID_LENGTH
+        and 0 < len(code) <= MAX_ID_LENGTH and not transaction_id.isspace()
         and not external_subscription_id.isspace() and not code.isspace()
     ):
         transaction_id = _required_str(obj, "transaction_id", MAX_TRANSACTION_ID_LENGTH)
@@ -196,12 +211,13 @@ def validate_event_payload(
 
 
 def event_to_json_dict(e: UsageEvent) -> dict[str, Any]:
-    """The JSON object the ingest API writes to the raw topic (orjson-serializable).
+    """The JSON object the ingest API writes to the raw topic, with
+    :func:`schemas.exact_json.dumps` (properties may hold exact ``Decimal`` numbers).
 
     ``timestamp`` is a string of Unix seconds with exactly three decimals
     (``"1700000000.123"``): lossless for any reader, unlike a float. ``organization_id`` is
     always set; ``precise_total_amount_cents`` is a plain decimal string or null.
-    ``parse_event(event_to_json_dict(e), now_ms=…) == e``.
+    ``parse_event(exact_json.loads(exact_json.dumps(event_to_json_dict(e))), now_ms=…) == e``.
     """
     amount = e.precise_total_amount_cents
     return {

@@ -12,33 +12,40 @@ Decisions where the SPEC is silent:
   date-times (no offset) and bare dates are REJECTED rather than guessed to be UTC: a silent
   guess could shift usage by hours across a billing boundary. Other ISO 8601 spellings
   (``20261121T100000Z``, ``+0200``, ``,5``) are rejected too.
-* The accepted range is 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59.999Z; anything before the
-  epoch or after year 9999 is invalid.
+* The accepted range is ``[1970-01-01T00:00:00Z, 2100-01-01T00:00:00Z)``
+  (:data:`schemas.bounds.MIN_INSTANT_MS`, :data:`schemas.bounds.MAX_INSTANT_MS`): the roll-up
+  buckets are 32-bit ``DateTime`` and would wrap beyond it. A well-formed timestamp outside it
+  (``-1``, ``1e20``, ``"2100-01-01T00:00:00Z"``, ``"1969-12-31T23:59:59Z"``) is
+  ``value_out_of_range``; a malformed one is ``invalid_format``.
+* Numbers are exact: a ``Decimal`` (what :mod:`schemas.exact_json` reads a JSON number with a
+  fraction as) is floored to the millisecond from all of its digits.
 * Empty strings are invalid (only a missing/``null`` timestamp means "now").
 """
 
 from __future__ import annotations
 
+import decimal
 import math
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_FLOOR, Context, Decimal
+from decimal import Context, Decimal
 
+from schemas.bounds import MAX_INSTANT_MS, MIN_INSTANT_MS, VALUE_OUT_OF_RANGE
 from schemas.errors import INVALID_FORMAT, INVALID_TYPE, InvalidField
 from schemas.numbers import to_decimal
 
 __all__ = ["MAX_TIMESTAMP_MS", "format_timestamp_seconds", "parse_timestamp_ms"]
 
-#: 9999-12-31T23:59:59.999Z, the last accepted instant.
-MAX_TIMESTAMP_MS = 253_402_300_799_999
+#: 2099-12-31T23:59:59.999Z, the last accepted instant (``schemas.bounds.MAX_INSTANT_MS - 1``).
+MAX_TIMESTAMP_MS = MAX_INSTANT_MS - 1
 
 _FIELD = "timestamp"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
-_MILLI = Decimal("0.001")
-# Explicit context: immune to whatever the thread's decimal context was set to.
-_CTX = Context(prec=40)
-_MAX_SECONDS = Decimal(MAX_TIMESTAMP_MS // 1000 + 1)
-_MAX_SECONDS_FLOAT = float(MAX_TIMESTAMP_MS // 1000 + 1)
+# Explicit context, immune to the thread's, and wide enough that ``scaleb`` never rounds.
+_EXACT = Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
+_MAX_SECONDS_FLOAT = float(MAX_INSTANT_MS // 1000)
+#: What the helpers below return for a well-formed number or date outside the range.
+_OUT_OF_RANGE = -1
 
 
 def _invalid(value: object, code: str = INVALID_FORMAT) -> InvalidField:
@@ -59,21 +66,28 @@ def _plain_seconds_to_ms(s: str) -> int | None:
 
 
 def _decimal_seconds_to_ms(d: Decimal | None) -> int | None:
-    if d is None or d < 0 or d > _MAX_SECONDS:
+    """floor(``d`` × 1000) from all of its digits; None unless finite; ``_OUT_OF_RANGE`` when
+    negative or too large to compute cheaply (the caller checks the exact range)."""
+    if d is None or not d.is_finite():
         return None
-    return int(d.quantize(_MILLI, rounding=ROUND_FLOOR, context=_CTX).scaleb(3, _CTX))
+    if d.is_signed():  # negative, or -0
+        return 0 if d.is_zero() else _OUT_OF_RANGE
+    if d.adjusted() >= 10:  # ≥ 10**10 s, beyond the range whatever its digits
+        return _OUT_OF_RANGE
+    return int(d.scaleb(3, _EXACT))  # exact; int() truncates, which is floor when d ≥ 0
 
 
 def _float_seconds_to_ms(x: float) -> int | None:
     """Floor of (shortest-repr decimal of ``x``) × 1000, mostly without building a Decimal.
 
-    In range, ulp(x) ≤ 2**-15 s and ulp(x*1000) ≤ 2**-5 ms, so ``y = x * 1000`` is within
-    0.032 ms of the exact repr value: (1) if ``x`` is the float of a whole number of ms, that
-    number is ``round(y)`` and it is the only 3-decimal value mapping to ``x``; (2) if ``y`` is
-    not within 0.05 of an integer, ``floor(y)`` is exact; (3) otherwise take the exact path.
+    In range (x < 2**32), ulp(x) ≤ 2**-20 s and ulp(x*1000) ≤ 2**-10 ms, so ``y = x * 1000``
+    is within 0.002 ms of the exact repr value: (1) if ``x`` is the float of a whole number of
+    ms, that number is ``round(y)`` and it is the only 3-decimal value mapping to ``x``; (2) if
+    ``y`` is not within 0.05 of an integer, ``floor(y)`` is exact; (3) otherwise take the exact
+    path.
     """
-    if not 0.0 <= x <= _MAX_SECONDS_FLOAT:  # also NaN, ±inf, negatives
-        return None
+    if not 0.0 <= x < _MAX_SECONDS_FLOAT:
+        return None if math.isnan(x) or math.isinf(x) else _OUT_OF_RANGE
     y = x * 1000.0
     c = round(y)
     if c / 1000.0 == x:
@@ -109,9 +123,12 @@ def _rfc3339_to_ms(s: str) -> int | None:
             s = s[:23] + s[end:]
     try:
         dt = datetime.fromisoformat(s.upper())
-        return (dt - _EPOCH) // _ONE_MS
-    except (ValueError, OverflowError):
+    except ValueError:
         return None
+    try:
+        return (dt - _EPOCH) // _ONE_MS
+    except OverflowError:
+        return _OUT_OF_RANGE
 
 
 def _str_to_ms(s: str) -> int | None:
@@ -130,13 +147,23 @@ def parse_timestamp_ms(value: object, *, now_ms: int) -> int:
     fraction truncated (floor) to the millisecond. RFC 3339 string with an offset → its UTC
     instant, truncated to the millisecond; naive or date-only strings are rejected.
     Raises :class:`InvalidField` (field ``"timestamp"``): code ``invalid_type`` for bool, list,
-    dict and other non-str/non-number types, ``invalid_format`` for anything else unparseable
-    or outside 1970-01-01 .. 9999-12-31 (NaN, ±inf, empty string, garbage, naive date-times).
+    dict and other non-str/non-number types, ``value_out_of_range`` for a well-formed instant
+    outside ``[1970-01-01, 2100-01-01)`` (:mod:`schemas.bounds`), ``invalid_format`` for
+    anything else (NaN, ±inf, empty string, garbage, naive date-times).
     """
     if value is None:
         return now_ms
+    t = type(value)
     ms: int | None
-    if isinstance(value, str):
+    if t is Decimal:  # a JSON number with a fraction (schemas.exact_json): the usual one
+        ms = _decimal_seconds_to_ms(value)  # type: ignore[arg-type]
+    elif t is str:
+        ms = _str_to_ms(value)  # type: ignore[arg-type]
+    elif t is int:
+        ms = value * 1000  # type: ignore[operator]
+    elif t is float:
+        ms = _float_seconds_to_ms(value)  # type: ignore[arg-type]
+    elif isinstance(value, str):
         ms = _str_to_ms(value)
     elif isinstance(value, bool):
         raise _invalid(value, INVALID_TYPE)
@@ -145,11 +172,13 @@ def parse_timestamp_ms(value: object, *, now_ms: int) -> int:
     elif isinstance(value, float):
         ms = _float_seconds_to_ms(value)
     elif isinstance(value, Decimal):
-        ms = _decimal_seconds_to_ms(to_decimal(value))
+        ms = _decimal_seconds_to_ms(value)
     else:
         raise _invalid(value, INVALID_TYPE)
-    if ms is None or not 0 <= ms <= MAX_TIMESTAMP_MS:
+    if ms is None:
         raise _invalid(value)
+    if not MIN_INSTANT_MS <= ms < MAX_INSTANT_MS:
+        raise _invalid(value, VALUE_OUT_OF_RANGE)
     return ms
 
 

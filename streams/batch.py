@@ -18,8 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import orjson
-
 from aggregation.rollup import (
     RollupKey,
     RollupState,
@@ -31,16 +29,24 @@ from aggregation.rollup import (
 )
 from enrichment.catalog_index import CatalogIndex
 from enrichment.enricher import EnrichedRow, Rejection, enrich
+from schemas import bounds, exact_json
 from schemas.avro import MAGIC_BYTE, AvroDecodeError, decode_confluent, load_schemas
 from schemas.errors import InvalidField
 from schemas.event import UsageEvent, parse_event
 from schemas.event_json import parse_event_json
 from sinks.store import LogPosition
 
+# Dead-letter reason codes of the parse step (enrichment adds its own, enrichment.enricher).
 INVALID_JSON = "invalid_json"
 PROCESSING_ERROR = "processing_error"  # an unexpected failure on one message (a bug)
 INVALID_AVRO = "invalid_avro"
 INVALID_EVENT = "invalid_event"
+#: A number or timestamp the store cannot hold (schemas.bounds): amount ≥ 10**26, timestamp
+#: outside [1970, 2100). Also enrichment's code for a metric value ≥ 10**26.
+VALUE_OUT_OF_RANGE = bounds.VALUE_OUT_OF_RANGE
+#: A message larger than schemas.bounds.MAX_EVENT_BYTES, rejected before it is decoded.
+EVENT_TOO_LARGE = "event_too_large"
+MAX_EVENT_BYTES = bounds.MAX_EVENT_BYTES
 
 DAY_MS = 86_400_000
 
@@ -116,9 +122,16 @@ def decode(message: RawMessage) -> UsageEvent | DeadLetter:
     The value is JSON, or Avro in the Confluent wire format (magic byte 0 + schema id, see
     :mod:`schemas.avro`). JSON never starts with byte 0, so a value starting with it is Avro:
     one that cannot be decoded (including one shorter than the 5-byte header) is
-    ``invalid_avro``; anything else that is not JSON is ``invalid_json``.
+    ``invalid_avro``; anything else that is not JSON is ``invalid_json``. JSON numbers are
+    exact (:mod:`schemas.exact_json`). A value over ``MAX_EVENT_BYTES`` is ``event_too_large``
+    before any decoding; a number or timestamp the store cannot hold is ``value_out_of_range``;
+    any other invalid field is ``invalid_event``.
     """
     value = message.value or b""
+    if len(value) > MAX_EVENT_BYTES:
+        return DeadLetter(
+            message, EVENT_TOO_LARGE, f"{len(value)} bytes, more than the {MAX_EVENT_BYTES} allowed"
+        )
     if value and value[0] == MAGIC_BYTE:
         try:
             obj = decode_confluent(value, load_schemas())
@@ -129,13 +142,14 @@ def decode(message: RawMessage) -> UsageEvent | DeadLetter:
         if event is not None:  # the usual event; anything else takes the general path
             return event
         try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError as exc:
+            obj = exact_json.loads(value)
+        except exact_json.JSONDecodeError as exc:
             return DeadLetter(message, INVALID_JSON, f"not JSON: {exc}")
     try:
         return parse_event(obj, now_ms=message.timestamp)
     except InvalidField as exc:
-        return DeadLetter(message, INVALID_EVENT, f"{exc.field}: {exc.code}: {exc}")
+        code = VALUE_OUT_OF_RANGE if exc.code == VALUE_OUT_OF_RANGE else INVALID_EVENT
+        return DeadLetter(message, code, f"{exc.field}: {exc.code}: {exc}")
 
 
 def process_batch(
@@ -147,6 +161,7 @@ def process_batch(
     dedup_window_days: int,
     timings: dict[str, float] | None = None,
     also_seen: Mapping[bytes, int] | None = None,
+    rejected: Mapping[tuple[int, int], tuple[str, str]] | None = None,
 ) -> BatchResult:
     """Run the pure steps over ``messages`` (in partition-offset order).
 
@@ -154,6 +169,9 @@ def process_batch(
     writes may not be visible in the store yet (the pipeline prepares a batch while the
     previous one is written). They count exactly as the store's dedup keys will once that
     batch lands: duplicates when seen within the window.
+
+    ``rejected``: (partition, offset) → (reason code, message) of messages the store refused
+    (see ``Pipeline.commit_batch``): they become dead letters whatever they hold.
 
     ``timings``, when given, receives the seconds spent per step: ``parse``, ``dedup`` (the
     dedup index lookup), ``enrich`` (the per-event duplicate check and enrichment) and
@@ -184,6 +202,9 @@ def process_batch(
             parsed = decode(message)
         except Exception as exc:  # a poison message: reject it, never block the partition
             parsed = DeadLetter(message, PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+        if rejected and (partition, offset) in rejected:
+            parsed = DeadLetter(message, *rejected[partition, offset],
+                                None if isinstance(parsed, DeadLetter) else parsed)
         if isinstance(parsed, DeadLetter):
             result.dead_letters.append(parsed)
             tally.dead_letters += 1

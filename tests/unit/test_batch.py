@@ -318,6 +318,67 @@ def test_rollup_sums_exactly(
     )
 
 
+def raw_event(tx: str, amount: bytes, *extra: bytes) -> bytes:
+    """An event whose ``amount`` property is the JSON number text ``amount``, verbatim."""
+    return (b'{"organization_id":"' + ORG.encode() + b'","external_subscription_id":"sub_ext_1",'
+            b'"code":"api","transaction_id":"' + tx.encode() + b'","timestamp":'
+            + str(EVENT_TS_S).encode() + b',"properties":{"amount":' + amount + b"}"
+            + b"".join(extra) + b"}")
+
+
+def test_raw_topic_numbers_are_exact_to_the_stored_value() -> None:
+    """Issue 16 finding 5: orjson made 12345678.123456789012 a float (…12345679) and 2**70
+    a float (1.1805916207174113e+21); the stored values and sums keep every digit now."""
+    messages = [
+        msg(0, raw_event("a", b"12345678.123456789012")),
+        msg(1, raw_event("b", b"1180591620717411303424")),
+        msg(2, raw_event("c", b"0.1")),
+    ]
+    result = run(messages)
+    assert outcomes(result, messages) == ["stored"] * 3
+    assert [r.decimal_value for r in result.rows] == [
+        Decimal("12345678.123456789012"), Decimal(2**70), Decimal("0.1")
+    ]
+    assert [r.value for r in result.rows] == [
+        "12345678.123456789012", "1180591620717411303424", "0.1"
+    ]
+    ((_, state),) = result.rollups.items()
+    assert state.value_sum == Decimal("1180591620717423649102.223456789012")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(raw_event("a", b"1e26"), "value_out_of_range", id="value-1e26"),
+        pytest.param(raw_event("a", b"-1e400"), "value_out_of_range", id="value-1e400"),
+        pytest.param(raw_event("a", b"100000000000000000000000000"), "value_out_of_range",
+                     id="value-10**26-integer"),
+        pytest.param(raw_event("a", b"1", b',"precise_total_amount_cents":"1e400"'),
+                     "value_out_of_range", id="amount-1e400"),
+        pytest.param(raw_event("a", b"1", b',"precise_total_amount_cents":1e26'),
+                     "value_out_of_range", id="amount-1e26-number"),
+        pytest.param(payload(timestamp=4_102_444_800), "value_out_of_range", id="ts-2100"),
+        pytest.param(payload(timestamp="1969-12-31T23:59:59Z"), "value_out_of_range",
+                     id="ts-1969"),
+        pytest.param(payload(external_subscription_id="s" * 257), "invalid_event",
+                     id="subscription-id-too-long"),
+        pytest.param(payload(code="c" * 257), "invalid_event", id="code-too-long"),
+        pytest.param(payload(organization_id="o" * 257), "invalid_event", id="org-too-long"),
+        pytest.param(payload(pad="x" * 262_144), "event_too_large", id="over-max-event-bytes"),
+        pytest.param(raw_event("a", b"99999999999999999999999999.999999999999"), "stored",
+                     id="largest-value-stored"),
+    ],
+)
+def test_what_the_store_cannot_hold_is_dead_lettered_with_its_reason(
+    body: dict[str, Any] | bytes, expected: str
+) -> None:
+    messages = [msg(0, body), msg(1, payload("fine"))]
+    result = run(messages)
+    assert outcomes(result, messages) == [expected, "stored"]
+    (tally,) = result.tallies.values()
+    assert tally.consumed == tally.stored + tally.duplicates + tally.dead_letters == 2
+
+
 def test_a_message_that_breaks_enrichment_is_dead_lettered_not_raised(monkeypatch):
     import streams.batch as batch_module
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from enrichment.enricher import EnrichedRow, Rejection, enrich, grouped_by
+from schemas.bounds import VALUE_OUT_OF_RANGE
 from tests.unit.catalog_factory import (
     DAY_MS,
     HOUR_MS,
@@ -462,8 +463,35 @@ def test_values_are_held_to_decimal_38_12(raw, expected):
     assert rows[0].decimal_value == expected
 
 
-def test_values_beyond_decimal_38_12_are_dead_lettered():
-    assert code_of(enrich(event({"amount": "1e26"}), index())) == "invalid_value"
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1e26", "-1e26", Decimal("1E+400"), 10**26, "100000000000000000000000000.5",
+        # rounds (half-even, 12 places) up to 10**26
+        Decimal("99999999999999999999999999.9999999999995"),
+        "99999999999999999999999999.99999999999951",
+    ],
+)
+def test_values_beyond_decimal_38_12_are_dead_lettered_as_value_out_of_range(raw):
+    outcome = enrich(event({"amount": raw}), index())
+    assert code_of(outcome) == "value_out_of_range"
+    assert outcome.code == VALUE_OUT_OF_RANGE  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        # more digits than the default decimal context (28) once rounded: no InvalidOperation
+        ("12345678901234567890.1234567890123", Decimal("12345678901234567890.123456789012")),
+        (Decimal("99999999999999999999999999.99999999999949"),
+         Decimal("99999999999999999999999999.999999999999")),
+        (Decimal("-12345678.123456789012345"), Decimal("-12345678.123456789012")),
+        (Decimal("12345678.123456789012"), Decimal("12345678.123456789012")),  # exact JSON number
+    ],
+)
+def test_values_that_fit_once_rounded_are_kept(raw, expected):
+    rows = rows_of(enrich(event({"amount": raw}), index()))
+    assert rows[0].decimal_value == expected
 
 
 def test_memoized_matches_give_every_event_its_own_answer() -> None:

@@ -15,10 +15,12 @@ from schemas import (
     InvalidField,
     UsageEvent,
     event_to_json_dict,
+    exact_json,
     parse_event,
     partition_key,
     validate_event_payload,
 )
+from schemas.bounds import MAX_ID_LENGTH, MAX_INSTANT_MS
 
 NOW = 1_763_719_200_000
 ORG = "org_1"
@@ -91,7 +93,8 @@ INVALID = [
     ({"properties": {"list": [1]}}, "properties", "invalid_value"),
     ({"properties": {"nan": float("nan")}}, "properties", "invalid_value"),
     ({"properties": {"inf": float("inf")}}, "properties", "invalid_value"),
-    ({"properties": {"dec": Decimal("1")}}, "properties", "invalid_value"),
+    ({"properties": {"dec": Decimal("NaN")}}, "properties", "invalid_value"),
+    ({"properties": {"dec": Decimal("-Infinity")}}, "properties", "invalid_value"),
     ({"properties": {1: "int key"}}, "properties", "invalid_value"),
     ({"precise_total_amount_cents": "abc"}, "precise_total_amount_cents", "invalid_value"),
     ({"precise_total_amount_cents": ""}, "precise_total_amount_cents", "invalid_value"),
@@ -100,6 +103,27 @@ INVALID = [
     ({"precise_total_amount_cents": float("inf")}, "precise_total_amount_cents", "invalid_value"),
     ({"precise_total_amount_cents": True}, "precise_total_amount_cents", "invalid_type"),
     ({"precise_total_amount_cents": {"v": 1}}, "precise_total_amount_cents", "invalid_type"),
+    # issue 16: bounds of what the store can hold (schemas.bounds)
+    ({"precise_total_amount_cents": "1e400"}, "precise_total_amount_cents", "value_out_of_range"),
+    ({"precise_total_amount_cents": Decimal("1E+400")}, "precise_total_amount_cents",
+     "value_out_of_range"),
+    ({"precise_total_amount_cents": Decimal("1E+5000")}, "precise_total_amount_cents",
+     "value_out_of_range"),
+    ({"precise_total_amount_cents": 10**26}, "precise_total_amount_cents", "value_out_of_range"),
+    ({"precise_total_amount_cents": 10**2000}, "precise_total_amount_cents",
+     "value_out_of_range"),
+    ({"precise_total_amount_cents": "-1e26"}, "precise_total_amount_cents", "value_out_of_range"),
+    ({"precise_total_amount_cents": 1e300}, "precise_total_amount_cents", "value_out_of_range"),
+    ({"precise_total_amount_cents": "99999999999999999999999999.9999999999995"},
+     "precise_total_amount_cents", "value_out_of_range"),  # rounds to 10**26
+    ({"timestamp": 4_102_444_800}, "timestamp", "value_out_of_range"),  # 2100-01-01
+    ({"timestamp": "2100-01-01T00:00:00Z"}, "timestamp", "value_out_of_range"),
+    ({"timestamp": "9999-12-31T23:59:59Z"}, "timestamp", "value_out_of_range"),
+    ({"timestamp": -1}, "timestamp", "value_out_of_range"),
+    ({"timestamp": Decimal("1E+400")}, "timestamp", "value_out_of_range"),
+    ({"timestamp": "1969-12-31T23:59:59.999Z"}, "timestamp", "value_out_of_range"),
+    ({"external_subscription_id": "s" * 257}, "external_subscription_id", "value_is_too_long"),
+    ({"code": "c" * 257}, "code", "value_is_too_long"),
 ]
 
 
@@ -110,6 +134,55 @@ def test_invalid_field(overrides: dict[str, Any], field: str, code: str) -> None
         parse_event(obj, now_ms=NOW, organization_id=ORG)
     assert (info.value.field, info.value.code) == (field, code)
     assert validate_event_payload(obj, now_ms=NOW, organization_id=ORG) == {field: [code]}
+
+
+@pytest.mark.parametrize("field", ["external_subscription_id", "code", "organization_id"])
+def test_identifiers_of_256_characters_are_ok(field: str) -> None:
+    e = parse_event(payload(**{"organization_id": ORG, field: "é" * MAX_ID_LENGTH}), now_ms=NOW)
+    assert getattr(e, field) == "é" * 256
+
+
+@pytest.mark.parametrize(
+    ("obj", "org"), [(payload(organization_id="o" * 257), None), (payload(), "o" * 257)]
+)
+def test_organization_id_longer_than_256_is_too_long(obj: dict, org: str | None) -> None:
+    with pytest.raises(InvalidField) as info:
+        parse_event(obj, now_ms=NOW, organization_id=org)
+    assert (info.value.field, info.value.code) == ("organization_id", "value_is_too_long")
+    assert validate_event_payload(obj, now_ms=NOW, organization_id=org) == {
+        "organization_id": ["value_is_too_long"]
+    }
+
+
+@pytest.mark.parametrize(
+    ("amount", "expected"),
+    [("99999999999999999999999999.999999999999",
+      Decimal("99999999999999999999999999.999999999999")),
+     (Decimal("-99999999999999999999999999.99999999999949"),
+      Decimal("-99999999999999999999999999.99999999999949")),
+     (Decimal("1E-30"), Decimal("1E-30"))],
+)
+def test_amounts_that_fit_decimal_38_12_are_kept_exact(amount: object, expected: Decimal) -> None:
+    e = parse_event(payload(precise_total_amount_cents=amount), now_ms=NOW, organization_id=ORG)
+    assert e.precise_total_amount_cents == expected
+
+
+def test_the_last_instant_before_2100_is_accepted() -> None:
+    e = parse_event(payload(timestamp="2099-12-31T23:59:59.999Z"), now_ms=NOW, organization_id=ORG)
+    assert e.timestamp_ms == MAX_INSTANT_MS - 1
+
+
+def test_exact_json_numbers_are_valid_property_values() -> None:
+    """Issue 16 finding 5: properties hold exact Decimals and big ints (schemas.exact_json)."""
+    body = (b'{"transaction_id":"t","external_subscription_id":"s","code":"c",'
+            b'"properties":{"f":12345678.123456789012,"big":1180591620717411303424,"e":1e400}}')
+    e = parse_event(exact_json.loads(body), now_ms=NOW, organization_id=ORG)
+    assert e.properties == {"f": Decimal("12345678.123456789012"),
+                            "big": 2**70, "e": Decimal("1E+400")}
+    assert type(e.properties["big"]) is int
+    wire = exact_json.dumps(event_to_json_dict(e))
+    assert b'"f":12345678.123456789012' in wire and b'"big":1180591620717411303424' in wire
+    assert parse_event(exact_json.loads(wire), now_ms=0) == e
 
 
 def test_transaction_id_of_256_characters_is_ok() -> None:
@@ -226,19 +299,29 @@ def test_json_round_trip(overrides: dict[str, Any]) -> None:
     assert parse_event(event_to_json_dict(e), now_ms=0) == e
     wire = orjson.loads(orjson.dumps(event_to_json_dict(e)))
     assert parse_event(wire, now_ms=0) == e
+    exact = exact_json.loads(exact_json.dumps(event_to_json_dict(e)))
+    assert parse_event(exact, now_ms=0) == e
 
 
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
     st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8),
 )
+_exact_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**80), max_value=2**80),
+    st.decimals(allow_nan=False, allow_infinity=False), st.text(max_size=8),
+)
+_amounts = st.one_of(st.none(), st.decimals(
+    min_value=-(10**26) + 1, max_value=10**26 - 1, allow_nan=False, allow_infinity=False,
+    places=6,
+).map(lambda d: d.normalize() if d else Decimal(0)).filter(lambda d: d.as_tuple().exponent <= 0))
 
 
 @given(
     tx=st.text(min_size=1, max_size=256).filter(lambda s: not s.isspace()),
-    ts=st.integers(min_value=0, max_value=253_402_300_799_999),
+    ts=st.integers(min_value=0, max_value=MAX_INSTANT_MS - 1),
     props=st.dictionaries(st.text(max_size=6), _scalars, max_size=5),
-    amount=st.one_of(st.none(), st.decimals(allow_nan=False, allow_infinity=False, places=6)),
+    amount=_amounts,
 )
 def test_property_round_trip(
     tx: str, ts: int, props: dict[str, object], amount: Decimal | None
@@ -246,6 +329,22 @@ def test_property_round_trip(
     e = UsageEvent(ORG, "sub", "code", tx, ts, props, amount)
     again = parse_event(orjson.loads(orjson.dumps(event_to_json_dict(e))), now_ms=0)
     assert again == e
+
+
+@given(
+    ts=st.integers(min_value=0, max_value=MAX_INSTANT_MS - 1),
+    props=st.dictionaries(st.text(max_size=6), _exact_scalars, max_size=5),
+    amount=_amounts,
+)
+def test_property_exact_json_round_trip_keeps_every_digit(
+    ts: int, props: dict[str, object], amount: Decimal | None
+) -> None:
+    e = UsageEvent(ORG, "sub", "code", "tx", ts, props, amount)
+    again = parse_event(exact_json.loads(exact_json.dumps(event_to_json_dict(e))), now_ms=0)
+    assert again == e
+    for key, value in props.items():  # same value, same type: no float on the way
+        assert type(again.properties[key]) is type(value)
+        assert str(again.properties[key]) == str(value)
 
 
 def test_partition_key() -> None:

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from schemas.bounds import MAX_INSTANT_MS
 from schemas.errors import InvalidField
 from schemas.timestamps import MAX_TIMESTAMP_MS, format_timestamp_seconds, parse_timestamp_ms
 
@@ -46,7 +47,18 @@ VALID = [
     ("2026-11-21t10:00:00z", 1795255200000),
     ("2026-11-21 10:00:00Z", 1795255200000),
     ("1970-01-01T00:00:00Z", 0),
-    ("9999-12-31T23:59:59.999Z", MAX_TIMESTAMP_MS),
+    ("2099-12-31T23:59:59.999Z", MAX_TIMESTAMP_MS),
+    ("2100-01-01T00:59:59.999+01:00", MAX_TIMESTAMP_MS),
+    (4_102_444_799, 4_102_444_799_000),
+    (4_102_444_799.999, MAX_TIMESTAMP_MS),
+    (Decimal("4102444799.9999999999999999999999999999999999999"), MAX_TIMESTAMP_MS),
+    ("4102444799.999999", MAX_TIMESTAMP_MS),
+    # exact JSON numbers (schemas.exact_json): every digit counts, floor to the millisecond
+    (Decimal("1700000000.1229999999999999999999"), 1700000000122),  # a float would say …123
+    (Decimal("1700000000.123"), 1700000000123),
+    (Decimal("1.7E+9"), 1700000000000),
+    (Decimal("-0.000"), 0),
+    (Decimal("1E-999999999"), 0),
 ]
 
 # value, expected error code
@@ -63,11 +75,28 @@ INVALID = [
     ("NaN", "invalid_format"),
     (float("nan"), "invalid_format"),
     (float("inf"), "invalid_format"),
-    (-1, "invalid_format"),
-    (-0.001, "invalid_format"),
-    ("-1", "invalid_format"),
-    (1e300, "invalid_format"),
-    (10**20, "invalid_format"),
+    (Decimal("NaN"), "invalid_format"),
+    (Decimal("Infinity"), "invalid_format"),
+    # well-formed, outside [1970-01-01, 2100-01-01) (schemas.bounds): the store cannot hold it
+    (-1, "value_out_of_range"),
+    (-0.001, "value_out_of_range"),
+    (-1e-300, "value_out_of_range"),
+    ("-1", "value_out_of_range"),
+    ("-0.0001", "value_out_of_range"),
+    (Decimal("-0.0001"), "value_out_of_range"),
+    (1e300, "value_out_of_range"),
+    (10**20, "value_out_of_range"),
+    (10**4000, "value_out_of_range"),
+    (Decimal("1E+400"), "value_out_of_range"),
+    (Decimal("1E+999999999"), "value_out_of_range"),
+    (4_102_444_800, "value_out_of_range"),  # 2100-01-01T00:00:00Z: the first instant refused
+    (4_102_444_800.0, "value_out_of_range"),
+    ("4102444800", "value_out_of_range"),
+    (Decimal("4102444800.000"), "value_out_of_range"),
+    ("2100-01-01T00:00:00Z", "value_out_of_range"),
+    ("2100-01-01T01:00:00+01:00", "value_out_of_range"),
+    ("2106-02-07T06:28:16Z", "value_out_of_range"),  # where 32-bit DateTime wraps
+    ("9999-12-31T23:59:59.999Z", "value_out_of_range"),
     ("2026-11-21", "invalid_format"),  # date without time
     ("2026-11-21T10:00:00", "invalid_format"),  # naive: rejected, not guessed UTC
     ("2026-11-21T10:00:00.123", "invalid_format"),
@@ -79,9 +108,10 @@ INVALID = [
     ("2026-11-21T10:00:60Z", "invalid_format"),
     ("2026-13-21T10:00:00Z", "invalid_format"),
     ("2026-11-21T10:00:00+25:00", "invalid_format"),
-    ("1969-12-31T23:59:59Z", "invalid_format"),
-    ("9999-12-31T23:59:59-01:00", "invalid_format"),
-    ("0001-01-01T00:00:00+01:00", "invalid_format"),
+    ("1969-12-31T23:59:59Z", "value_out_of_range"),
+    ("1969-12-31T23:59:59.999Z", "value_out_of_range"),
+    ("9999-12-31T23:59:59-01:00", "value_out_of_range"),
+    ("0001-01-01T00:00:00+01:00", "value_out_of_range"),
     ("2026-11-21 10:00:00 UTC", "invalid_format"),  # Lago: Time.current.to_s is invalid
 ]
 
@@ -120,9 +150,27 @@ def test_format_timestamp_seconds(ms: int, expected: str) -> None:
     assert parse_timestamp_ms(expected, now_ms=NOW) == ms
 
 
+def test_the_range_is_the_one_of_schemas_bounds() -> None:
+    assert MAX_TIMESTAMP_MS == MAX_INSTANT_MS - 1 == 4_102_444_799_999
+
+
 @given(st.integers(min_value=0, max_value=MAX_TIMESTAMP_MS))
 def test_property_seconds_string_round_trip(ms: int) -> None:
     assert parse_timestamp_ms(format_timestamp_seconds(ms), now_ms=NOW) == ms
+    assert parse_timestamp_ms(Decimal(format_timestamp_seconds(ms)), now_ms=NOW) == ms
+
+
+@given(st.decimals(min_value=0, max_value=Decimal(MAX_INSTANT_MS) / 1000, allow_nan=False,
+                   allow_infinity=False))
+def test_property_decimal_seconds_floor_exactly(d: Decimal) -> None:
+    expected = int((d * 1000).to_integral_value(rounding=decimal.ROUND_FLOOR,
+                                               context=decimal.Context(prec=100)))
+    if expected >= MAX_INSTANT_MS:
+        with pytest.raises(InvalidField) as info:
+            parse_timestamp_ms(d, now_ms=NOW)
+        assert info.value.code == "value_out_of_range"
+    else:
+        assert parse_timestamp_ms(d, now_ms=NOW) == expected
 
 
 @given(st.floats(min_value=0, max_value=MAX_TIMESTAMP_MS / 1000))
@@ -138,14 +186,15 @@ def test_property_float_seconds_near_millisecond_boundaries(ms: int, delta: floa
     x = ms / 1000 + delta
     expected = _exact_floor_ms(x)
     if expected > MAX_TIMESTAMP_MS:
-        with pytest.raises(InvalidField):
+        with pytest.raises(InvalidField) as info:
             parse_timestamp_ms(x, now_ms=NOW)
+        assert info.value.code == "value_out_of_range"
     else:
         assert parse_timestamp_ms(x, now_ms=NOW) == expected
 
 
 @pytest.mark.parametrize(
-    "x", [1700000000.1230001, 1700000000.1229999, 1763719200.1234567, 253402300799.999,
+    "x", [1700000000.1230001, 1700000000.1229999, 1763719200.1234567, 4102444799.999,
           0.001, 0.0009999, 1e-300, 5e-324],
 )
 def test_float_seconds_exact_floor(x: float) -> None:
