@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from meterline.catalog_service import CatalogService
-from meterline.usage_service import UsageNotFound, UsageService
+from meterline.usage_service import PeriodOutOfRange, UsageNotFound, UsageService
 from schemas import exact_json
 from schemas.bounds import MAX_EVENT_BYTES
 from schemas.catalog import CatalogValidationError
@@ -23,17 +23,25 @@ from schemas.event import validate_event_payload as event_errors
 
 @dataclass(frozen=True)
 class ApiResponse:
-    """A status code and a JSON-serialisable body."""
+    """A status code, a JSON-serialisable body and extra headers (e.g. ``Retry-After``)."""
 
     status: int
     body: Any
+    headers: Mapping[str, str] | None = None
+
+
+class PublishFailed(RuntimeError):
+    """Some record of a publish was not acknowledged (broker down or slow, publisher not
+    started): a retry can succeed. Records of the same call may have been written; a retry
+    of the whole request is exact because the pipeline deduplicates by transaction id."""
 
 
 class EventPublisher(Protocol):
     """Writes events durably to the raw topic (acks=all) before returning."""
 
     async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
-        """Publish ``(key, value)`` records; raise if any is not acknowledged."""
+        """Publish ``(key, value)`` records; raise :class:`PublishFailed` unless every one is
+        acknowledged (after every record was given its chance: never half-way)."""
 
 
 def error(status: int, code: str, details: Mapping[str, Any] | None = None) -> ApiResponse:
@@ -45,6 +53,7 @@ def error(status: int, code: str, details: Mapping[str, Any] | None = None) -> A
         405: "Method Not Allowed",
         413: "Payload Too Large",
         422: "Unprocessable Entity",
+        500: "Internal Server Error",
         503: "Service Unavailable",
     }
     body: dict[str, Any] = {"status": status, "error": titles.get(status, "Error"), "code": code}
@@ -221,8 +230,10 @@ class Api:
             usage = self.usage_service.usage(
                 org, sub_id, external_customer_id=external_customer_id, period_index=index
             )
-        except UsageNotFound as exc:
-            return error(404, exc.code)
+        except UsageNotFound as exc:  # Lago answers a pending subscription with a 405
+            return error(405 if exc.code == "no_active_subscription" else 404, exc.code)
+        except PeriodOutOfRange:
+            return error(422, "validation_errors", {"period_index": ["value_is_out_of_range"]})
         return ApiResponse(200, {"customer_usage": usage})
 
     async def status(self) -> ApiResponse:

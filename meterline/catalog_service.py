@@ -61,6 +61,9 @@ class CatalogService:
         self.version = 0
         self.changed_at_ms = 0  # effective time of the newest version (0: no catalog yet)
         self.listeners: list[Callable[[list[CatalogDoc]], None]] = []
+        # run on every change before it is written; raise CatalogValidationError to refuse it
+        # (the catalog topic refuses versions too large to publish)
+        self.checks: list[Callable[[list[CatalogDoc]], None]] = []
 
     @property
     def index(self) -> CatalogIndex:
@@ -236,6 +239,8 @@ class CatalogService:
                         effective_at_ms=now_ms,
                     )
                 )
+            for check in self.checks:  # nothing is written when one refuses
+                check(docs)
             self.store.put_catalog_docs(docs)  # durable first
             self.merge(docs)  # then this process's index
             for listener in self.listeners:  # then the other workers (catalog topic)

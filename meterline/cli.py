@@ -184,7 +184,8 @@ _FILTER_OPTIONS = [
     click.option("--reason", help="error code, e.g. no_subscription"),
     click.option("--since", help="failed at or after (RFC 3339)"),
     click.option("--until", help="failed before (RFC 3339)"),
-    click.option("--limit", type=int, default=1000, show_default=True),
+    click.option("--limit", type=click.IntRange(min=1),
+                 help="at most N letters (list: default all; redrive: default 1000)"),
     click.option("--url"),
     click.option("--api-key"),
     click.option("--data-dir", type=click.Path(path_type=Path)),
@@ -203,21 +204,32 @@ def _with_filters(fn):
 @click.option("--json", "as_json", is_flag=True)
 def dead_letters_list(reason, since, until, limit, url, api_key, data_dir, include_all,
                       as_json) -> None:
-    """List dead letters (not yet re-driven, newest first)."""
+    """List dead letters (not yet re-driven, newest first), walking every page.
+
+    Payloads are previews (``payload_truncated``); `dead-letters show` prints a whole one."""
     from urllib.parse import urlencode
 
     from meterline.client import ApiError
 
-    query = _dead_letter_filters(reason, since, until, limit)
+    query = _dead_letter_filters(reason, since, until, None)
     if include_all:
         query["all"] = "true"
+    client = _client(url, api_key, data_dir)
+    letters: list[dict] = []
+    page: int | None = 1
     try:
-        result = _client(url, api_key, data_dir).get(
-            "/api/v1/meterline/dead_letters?" + urlencode(query)
-        )
+        while page is not None and (limit is None or len(letters) < limit):
+            result = client.get("/api/v1/meterline/dead_letters?" + urlencode(
+                {**query, "page": page, "per_page": 100}
+            ))
+            seen = {(d["source_topic"], d["source_partition"], d["source_offset"])
+                    for d in letters}  # letters arriving meanwhile shift the pages
+            letters.extend(d for d in result["dead_letters"] if (
+                d["source_topic"], d["source_partition"], d["source_offset"]) not in seen)
+            page = result["meta"]["next_page"]
     except ApiError as exc:
         raise click.ClickException(json.dumps(exc.body)) from exc
-    letters = result["dead_letters"]
+    letters = letters[:limit]
     if as_json:
         click.echo(json.dumps(letters, indent=2))
         return
@@ -228,6 +240,30 @@ def dead_letters_list(reason, since, until, limit, url, api_key, data_dir, inclu
             f"{d['transaction_id'] or '-':<20} {d['error_message'][:60]}"
         )
     click.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dead_letters.command("show")
+@click.argument("source_topic")
+@click.argument("source_partition", type=int)
+@click.argument("source_offset", type=int)
+@click.option("--url")
+@click.option("--api-key")
+@click.option("--data-dir", type=click.Path(path_type=Path))
+def dead_letters_show(source_topic, source_partition, source_offset, url, api_key,
+                      data_dir) -> None:
+    """Print one dead letter, with its whole payload, as JSON."""
+    from urllib.parse import quote
+
+    from meterline.client import ApiError
+
+    try:
+        result = _client(url, api_key, data_dir).get(
+            f"/api/v1/meterline/dead_letters/{quote(source_topic, safe='')}/"
+            f"{source_partition}/{source_offset}"
+        )
+    except ApiError as exc:
+        raise click.ClickException(json.dumps(exc.body)) from exc
+    click.echo(json.dumps(result["dead_letter"], indent=2))
 
 
 @dead_letters.command("redrive")

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     default_organization_id: str = "default"
     max_batch_events: int = Field(100, ge=1, le=10_000)
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    publish_timeout_seconds: float = Field(
+        10.0, gt=0, le=300,
+        description="longest wait for Kafka to acknowledge an API publish; then a 503",
+    )
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -17,16 +17,23 @@ from aggregation.usage_aggregate import UsageAggregate
 from billing import billing_period_bounds, period_days
 from billing.customer_usage import customer_usage
 from enrichment.catalog_index import CatalogIndex
+from schemas.bounds import instant_fits
 from schemas.catalog import BillableMetric, Plan
 from sinks.store import Store
 
 
 class UsageNotFound(LookupError):
-    """The customer, subscription or plan does not exist; ``code`` is Lago's error code."""
+    """The customer, subscription or plan does not exist; ``code`` is Lago's error code
+    (``no_active_subscription``: the subscription has not started yet)."""
 
     def __init__(self, code: str):
         self.code = code
         super().__init__(code)
+
+
+class PeriodOutOfRange(ValueError):
+    """The asked period is outside the subscription's lifetime or the instants the store can
+    hold (:mod:`schemas.bounds`): the caller's error, never a retry."""
 
 
 def _ms(moment: datetime) -> int:
@@ -71,15 +78,22 @@ class UsageService:
         moment = at or self.clock()
         if sub.terminated_at is not None and moment > sub.terminated_at:
             moment = sub.terminated_at
-        period_from, period_to = billing_period_bounds(
-            interval=plan.interval,
-            billing_time=sub.billing_time,
-            subscription_started_at=sub.started_at,
-            subscription_terminated_at=sub.terminated_at,
-            timezone=timezone,
-            at=moment,
-            index=period_index,
-        )
+        if moment < sub.started_at:  # pending: no current period yet (Lago: a 405)
+            raise UsageNotFound("no_active_subscription")
+        try:
+            period_from, period_to = billing_period_bounds(
+                interval=plan.interval,
+                billing_time=sub.billing_time,
+                subscription_started_at=sub.started_at,
+                subscription_terminated_at=sub.terminated_at,
+                timezone=timezone,
+                at=moment,
+                index=period_index,
+            )
+        except (ValueError, OverflowError) as exc:  # before the start, or beyond year 9999
+            raise PeriodOutOfRange(str(exc)) from exc
+        if not (instant_fits(_ms(period_from)) and instant_fits(_ms(period_to) - 1)):
+            raise PeriodOutOfRange(f"{period_from} - {period_to}")
         # Buckets are 15 minutes; the subscription id already limits rows to its lifetime, so
         # widening a clamped bound to whole buckets reads exactly this subscription's events.
         from_ms = bucket_start_ms(_ms(period_from))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from schemas.bounds import MAX_ID_LENGTH, instant_fits
 from schemas.numbers import canonical_string
 
 AGGREGATION_TYPES = frozenset(
@@ -207,7 +208,18 @@ def _req_str(obj: Mapping[str, Any], key: str, errors: _Errors) -> str:
     if not isinstance(value, str):
         errors.add(key, "invalid_type")
         return ""
+    if len(value) > MAX_ID_LENGTH:  # codes and ids: keys of Kafka messages and store rows
+        errors.add(key, "value_is_too_long")
+        return ""
     return value
+
+
+def _check_ids(obj: Mapping[str, Any], errors: _Errors, *keys: str) -> None:
+    """Ids given by the client (``lago_id``, a charge's ``id``) are bounded as codes are."""
+    for key in keys:
+        value = obj.get(key)
+        if value is not None and len(str(value)) > MAX_ID_LENGTH:
+            errors.add(key, "value_is_too_long")
 
 
 def _req_choice(obj: Mapping[str, Any], key: str, allowed: frozenset[str], errors: _Errors) -> str:
@@ -269,10 +281,14 @@ def _datetime(obj: Mapping[str, Any], key: str, errors: _Errors) -> datetime | N
     if value is None:
         return None
     try:
-        return parse_datetime(value)
-    except (ValueError, TypeError):
+        moment = parse_datetime(value)
+    except (ValueError, TypeError, OverflowError):
         errors.add(key, "invalid_date")
         return None
+    if not instant_fits((moment - _EPOCH) // _ONE_MS):  # the store's range (schemas.bounds)
+        errors.add(key, "value_is_out_of_range")
+        return None
+    return moment
 
 
 def _string_values(raw: Any) -> tuple[str, ...] | None:
@@ -297,6 +313,7 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
     if not isinstance(obj, Mapping):
         raise CatalogValidationError({"billable_metric": ["invalid_type"]})
     code = _req_str(obj, "code", errors)
+    _check_ids(obj, errors, "lago_id")
     name = _opt_str(obj, "name", errors) or code
     agg = _req_choice(obj, "aggregation_type", AGGREGATION_TYPES, errors)
     field_name = _opt_str(obj, "field_name", errors)
@@ -361,6 +378,7 @@ def _parse_charge_filter(
     if not pairs:
         errors.add("filters", "invalid_format")
         return None
+    _check_ids(raw, errors, "lago_id")
     properties = raw.get("properties") or {}
     if not isinstance(properties, Mapping):
         errors.add("filters", "invalid_properties")
@@ -383,6 +401,7 @@ def parse_charge(
         return None
     local = _Errors()
     metric_code = _req_str(obj, "billable_metric_code", local)
+    _check_ids(obj, local, "lago_id", "id")
     model = _req_choice(obj, "charge_model", CHARGE_MODELS, local)
     properties = obj.get("properties") or {}
     if not isinstance(properties, Mapping):
@@ -436,6 +455,7 @@ def parse_plan(obj: Any, organization_id: str) -> Plan:
     if not isinstance(obj, Mapping):
         raise CatalogValidationError({"plan": ["invalid_type"]})
     code = _req_str(obj, "code", errors)
+    _check_ids(obj, errors, "lago_id")
     name = _opt_str(obj, "name", errors) or code
     interval = _req_choice(obj, "interval", PLAN_INTERVALS, errors)
     currency = _req_str(obj, "amount_currency", errors)
@@ -468,10 +488,11 @@ def parse_customer(obj: Any, organization_id: str) -> Customer:
     if not isinstance(obj, Mapping):
         raise CatalogValidationError({"customer": ["invalid_type"]})
     external_id = _req_str(obj, "external_id", errors)
+    _check_ids(obj, errors, "lago_id")
     timezone = _opt_str(obj, "timezone", errors) or "UTC"
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a path
         errors.add("timezone", "invalid_timezone")
     currency = _opt_str(obj, "currency", errors)
     errors.raise_if_any()
@@ -492,6 +513,7 @@ def parse_subscription(obj: Any, organization_id: str, *, now: datetime) -> Subs
     if not isinstance(obj, Mapping):
         raise CatalogValidationError({"subscription": ["invalid_type"]})
     external_id = _req_str(obj, "external_id", errors)
+    _check_ids(obj, errors, "lago_id")
     customer = _req_str(obj, "external_customer_id", errors)
     plan_code = _req_str(obj, "plan_code", errors)
     billing_time = _opt_str(obj, "billing_time", errors) or "calendar"

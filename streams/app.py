@@ -98,7 +98,9 @@ def build_app(
     runtime.metrics = metrics
     kafka = kafka_options_for(settings, bootstrap_servers)
     usage = UsageService(store, lambda: catalog.index)
-    publisher = KafkaEventPublisher(kafka, settings.raw_topic)
+    publisher = KafkaEventPublisher(
+        kafka, settings.raw_topic, timeout_s=settings.publish_timeout_seconds
+    )
     runtime.publisher = publisher
 
     async def status() -> dict[str, Any]:

@@ -1,9 +1,17 @@
 """The compacted catalog topic: carries catalog changes to every worker's in-memory view.
 
 The store is the durable record; the topic is how a change made through one process's API
-reaches the other workers without a database round-trip per event. Each message holds the
-full version history of one resource, keyed by the resource, so compaction keeps exactly one
-message per resource and a worker reading the topic from the start rebuilds every history.
+reaches the other workers without a database round-trip per event. Each message holds one
+version of one resource, keyed by the resource and the version, so compaction keeps every
+version and a worker reading the topic from the start rebuilds every history. (Topics written
+by earlier versions hold one message per resource with its whole history: the value is a list
+of versions in both forms, and merging is idempotent.) One message per version keeps every
+message as small as one version: a whole history grows with each change, and once over
+Kafka's message size it could no longer be published.
+
+A change whose message would be larger than :data:`MAX_MESSAGE_BYTES` is refused before
+anything is written (:func:`check_publishable`, a 422 at the API): an accepted change always
+reaches the other workers.
 """
 
 from __future__ import annotations
@@ -16,25 +24,38 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from meterline.catalog_service import CatalogService
+from schemas.catalog import CatalogValidationError
 from sinks.store import CatalogDoc
 
 log = logging.getLogger("meterline.catalog_topic")
 
+#: Largest message (key + value) published: below the 1 MiB that Kafka brokers
+#: (``message.max.bytes``) and producers (``max.request.size``) accept by default, with room
+#: for the record overhead.
+MAX_MESSAGE_BYTES = 1_000_000
+
 TOPIC_CONFIG = {"cleanup.policy": "compact"}
 
 
-def encode_history(docs: list[CatalogDoc]) -> tuple[bytes, bytes]:
-    """(key, value) of one resource's history message."""
-    first = docs[0]
-    key = f"{first.organization_id}\x1f{first.kind}\x1f{first.key}".encode()
+def encode_version(doc: CatalogDoc) -> tuple[bytes, bytes]:
+    """(key, value) of the message carrying one version of one resource."""
+    key = f"{doc.organization_id}\x1f{doc.kind}\x1f{doc.key}\x1f{doc.version}".encode()
     value = orjson.dumps(
-        [
-            {"org": d.organization_id, "kind": d.kind, "key": d.key, "body": d.body,
-             "deleted": d.deleted, "version": d.version, "at": d.effective_at_ms}
-            for d in docs
-        ]
+        [{"org": doc.organization_id, "kind": doc.kind, "key": doc.key, "body": doc.body,
+          "deleted": doc.deleted, "version": doc.version, "at": doc.effective_at_ms}]
     )
     return key, value
+
+
+def check_publishable(docs: list[CatalogDoc]) -> None:
+    """Raise a 422 (``value_is_too_long`` on the resource kind) for a version whose message
+    would be over :data:`MAX_MESSAGE_BYTES`: nothing of the change is written then."""
+    too_large = sorted({
+        doc.kind for doc in docs
+        if sum(map(len, encode_version(doc))) > MAX_MESSAGE_BYTES
+    })
+    if too_large:
+        raise CatalogValidationError({kind: ["value_is_too_long"] for kind in too_large})
 
 
 def decode_history(value: bytes) -> list[CatalogDoc]:
@@ -70,12 +91,15 @@ class CatalogTopic:
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
         self.catalog.listeners.append(self.publish)
+        self.catalog.checks.append(check_publishable)
         self._task = asyncio.create_task(self._follow())
 
     async def stop(self) -> None:
         """Stop following and publishing."""
         if self.publish in self.catalog.listeners:
             self.catalog.listeners.remove(self.publish)
+        if check_publishable in self.catalog.checks:
+            self.catalog.checks.remove(check_publishable)
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -85,11 +109,10 @@ class CatalogTopic:
             await self._producer.stop()
 
     def publish(self, docs: list[CatalogDoc]) -> None:
-        """Catalog listener: send each changed resource's history (called on the event loop)."""
+        """Catalog listener: send each new version (called from any thread)."""
         if self._loop is None or self._producer is None:
             return
-        keys = {(d.organization_id, d.kind, d.key) for d in docs}
-        messages = [encode_history(self.catalog.history_docs(*k)) for k in sorted(keys)]
+        messages = [encode_version(doc) for doc in docs]
         self._loop.call_soon_threadsafe(
             lambda: asyncio.ensure_future(self._send(messages))
         )

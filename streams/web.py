@@ -2,22 +2,67 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 import faust
+from aiohttp import web as aiohttp_web
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.web import Request, Response, View
 
-from meterline.api import Api, ApiResponse, error
+from meterline.api import Api, ApiResponse, PublishFailed, error
 from meterline.dead_letter_api import DeadLetterApi
 from meterline.lago_api import LagoControlApi
-from sinks.store import StoreError
+from schemas import exact_json
+from sinks.store import StoreDataError, StoreError
 from streams.metrics import Metrics
 from streams.web_dead_letters import register_dead_letter_routes
-from streams.web_lago import register_lago_routes
+from streams.web_lago import any_segment, register_lago_routes, route_label
 
 log = logging.getLogger("meterline.web")
+
+RETRY_AFTER_SECONDS = 1
+
+
+def retryable(exc: BaseException) -> bool:
+    """True for a failure a retry can fix: the store or Kafka down, slow or not ready yet."""
+    if isinstance(exc, StoreDataError):  # the engine refused the data: it would again
+        return False
+    if isinstance(exc, MessageSizeTooLargeError | RecordListTooLargeError):
+        return False
+    return isinstance(exc, StoreError | PublishFailed | KafkaError | TimeoutError)
+
+
+def failure_response(exc: BaseException) -> ApiResponse:
+    """The answer to a request whose handler raised ``exc``.
+
+    503 with ``Retry-After`` when a retry can succeed. Everything a caller can fix is
+    rejected with a 4xx before anything is written, so any other exception is a bug: 500.
+    """
+    if retryable(exc):
+        answer = error(503, "temporarily_unavailable")
+        return dataclasses.replace(answer, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return error(500, "internal_error")
+
+
+@aiohttp_web.middleware
+async def lago_envelope(
+    request: aiohttp_web.Request, handler: Callable
+) -> aiohttp_web.StreamResponse:
+    """The web server's own 4xx (no route for a path, no such method on it) in Lago's envelope,
+    as every answer of the API."""
+    try:
+        return await handler(request)
+    except aiohttp_web.HTTPException as exc:
+        if not 400 <= exc.status < 500:
+            raise
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        answer = error(exc.status, codes.get(exc.status, "bad_request"))
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        return aiohttp_web.json_response(answer.body, status=exc.status, headers=allow)
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -45,9 +90,14 @@ def register_routes(
     *pattern* (the view's ``view_path``, e.g. ``/api/v1/plans/{code}``), never by concrete path.
     """
     metrics = metrics or Metrics()
+    server = getattr(app.web, "web_app", None)  # aiohttp's Application (Faust's web driver)
+    if server is not None:
+        server.middlewares.append(lago_envelope)
 
     def respond(view: View, result: ApiResponse) -> Response:
-        return view.json(result.body, status=result.status)
+        headers = dict(result.headers) if result.headers else None
+        # bodies echo what requests held, read exactly (integers of any size, Decimals)
+        return view.json(exact_json.jsonable(result.body), status=result.status, headers=headers)
 
     async def guarded(
         view: View,
@@ -58,7 +108,7 @@ def register_routes(
         route: str | None = None,
     ) -> Response:
         """Authenticate, read the body, run ``handler``; count the request by route pattern."""
-        pattern = route or getattr(view, "view_path", None) or "other"
+        pattern = route_label(route or getattr(view, "view_path", None) or "other")
         started = time.perf_counter()
         status = "500"
         try:
@@ -90,8 +140,13 @@ def register_routes(
         except Exception as exc:  # never a bare 500 page: log it and answer with the envelope
             if isinstance(exc, StoreError):
                 metrics.store_errors.labels("api").inc()
-            log.exception("request failed: %s %s", request.method, request.path)
-            return respond(view, error(503, "temporarily_unavailable"))
+            answer = failure_response(exc)
+            if answer.status == 503:
+                log.warning("request failed, retryable: %s %s: %r",
+                            request.method, request.path, exc)
+            else:
+                log.exception("request failed (a bug): %s %s", request.method, request.path)
+            return respond(view, answer)
 
     @app.page("/api/v1/events")
     class Events(View):
@@ -107,15 +162,17 @@ def register_routes(
                 needs_body=True,
             )
 
-    @app.page("/api/v1/customers/{external_customer_id}/current_usage")
+    @app.page(any_segment("/api/v1/customers/{external_customer_id}/current_usage"))
     class CurrentUsage(View):
         async def get(self, request: Request, external_customer_id: str) -> Response:
             query = dict(request.query)  # type: ignore[attr-defined]
 
             async def handler(org: str, _body: bytes | None) -> ApiResponse:
                 started = time.perf_counter()
-                try:
-                    return api.current_usage(org, external_customer_id, query)
+                try:  # store reads: off the event loop
+                    return await asyncio.to_thread(
+                        api.current_usage, org, external_customer_id, query
+                    )
                 finally:
                     metrics.usage_read_seconds.observe(time.perf_counter() - started)
 
@@ -128,7 +185,7 @@ def register_routes(
     class CatalogDocument(View):
         async def post(self, request: Request) -> Response:
             async def handler(org: str, body: bytes | None) -> ApiResponse:
-                return api.apply_catalog(org, body or b"")
+                return await asyncio.to_thread(api.apply_catalog, org, body or b"")
 
             return await guarded(self, request, handler, needs_body=True)
 

@@ -6,6 +6,7 @@ Catalog calls write to the store, so they run in a worker thread, off the event 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,20 @@ from faust.web import Request, Response, View
 
 from meterline.api import ApiResponse
 from meterline.lago_api import LagoControlApi
+
+_PARAM = re.compile(r"\{(\w+)\}")
+_PARAM_PATTERN = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def any_segment(path: str) -> str:
+    """``path`` with each ``{name}`` matching any one segment (``{name:[^/]+}``): aiohttp's
+    default refuses ``{`` and ``}`` in a segment, so a code holding one got its plain 404."""
+    return _PARAM.sub(r"{\1:[^/]+}", path)
+
+
+def route_label(path: str) -> str:
+    """The route pattern as metrics show it: ``{name}``, whatever it matches."""
+    return _PARAM_PATTERN.sub(r"{\1}", path)
 
 
 def _query(request: Request) -> list[tuple[str, str]]:
@@ -45,7 +60,7 @@ def register_lago_routes(app: faust.App, control: LagoControlApi, guarded: Any) 
     def page(path: str, name: str) -> Callable[[type[View]], type[View]]:
         def register(view: type[View]) -> type[View]:
             view.__name__ = view.__qualname__ = name
-            return app.page(path)(view)
+            return app.page(any_segment(path))(view)
 
         return register
 
