@@ -10,7 +10,12 @@ from typing import Any
 from billing.currency import subunit
 from billing.decimals import CONTEXT, ZERO, to_decimal
 from billing.percentage import percentage_amount
-from billing.ranges import graduated_tiers, parse_ranges, volume_range
+from billing.ranges import (
+    graduated_percentage_tiers,
+    graduated_tiers,
+    parse_ranges,
+    volume_range,
+)
 from billing.usage import ChargeUsage
 from billing.validation import validate_charge_properties
 
@@ -27,12 +32,15 @@ ChargeModel = Callable[[Mapping[str, Any], ChargeUsage], Decimal]
 
 
 def standard_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
-    """units x amount."""
+    """units x amount (Lago: charge_models/standard_service.rb)."""
     return usage.units * to_decimal(properties.get("amount"))
 
 
 def package_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
-    """ceil(max(units - free_units, 0) / package_size) x amount (a started package is due)."""
+    """ceil(max(units - free_units, 0) / package_size) x amount (a started package is due).
+
+    Lago: charge_models/package_service.rb (negative paid units -> 0).
+    """
     size = to_decimal(properties.get("package_size"))
     if size <= 0:
         raise ValueError("package_size must be positive")
@@ -42,7 +50,10 @@ def package_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal
 
 
 def graduated_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
-    """Σ over the tiers walked: tier units x per_unit_amount + flat_amount (once per tier)."""
+    """Σ over the tiers walked: tier units x per_unit_amount + flat_amount (once per tier).
+
+    Lago: charge_models/graduated_service.rb; tier units in :func:`billing.ranges.graduated_tiers`.
+    """
     tiers = graduated_tiers(parse_ranges(properties.get("graduated_ranges")), usage.units)
     return sum(
         (
@@ -55,22 +66,28 @@ def graduated_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decim
 
 
 def graduated_percentage_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
-    """Σ over the tiers walked: tier units x rate / 100 + flat_amount (once per tier)."""
+    """Σ over the tiers walked: tier units x rate / 100 + flat_amount (once per tier).
+
+    Lago: charge_models/graduated_percentage_service.rb; tier units (always integer style for a
+    tier not starting at 0) in :func:`billing.ranges.graduated_percentage_tiers`.
+    """
     ranges = parse_ranges(properties.get("graduated_percentage_ranges"))
     return sum(
         (
             tier_units * to_decimal(tier.raw.get("rate")) / HUNDRED
             + to_decimal(tier.raw.get("flat_amount"))
-            for tier, tier_units in graduated_tiers(ranges, usage.units)
+            for tier, tier_units in graduated_percentage_tiers(ranges, usage.units)
         ),
         ZERO,
     )
 
 
 def volume_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
-    """units x per_unit_amount + flat_amount of the one range holding units; 0 units -> 0 (Lago)."""
-    if usage.units == 0:
-        return ZERO
+    """units x per_unit_amount + flat_amount of the one range holding units.
+
+    Lago: charge_models/volume_service.rb (#5760): 0 units selects the first range, so its
+    flat_amount is due (volume_service_spec.rb "when aggregation is 0": 10).
+    """
     tier = volume_range(parse_ranges(properties.get("volume_ranges")), usage.units)
     return usage.units * to_decimal(tier.raw.get("per_unit_amount")) + to_decimal(
         tier.raw.get("flat_amount")
@@ -78,9 +95,11 @@ def volume_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
 
 
 def dynamic_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
-    """Σ precise_total_amount_cents / currency subunit (USD /100, JPY /1)."""
+    """Σ precise_total_amount_cents / currency subunit (USD /100, JPY /1); 0 when the units
+    (Σ of the metric's field) are 0 (Lago: charge_models/dynamic_service.rb,
+    dynamic_service_spec.rb "when aggregation is zero")."""
     cents = usage.precise_total_amount_cents
-    if cents is None:
+    if cents is None or usage.units == 0:
         return ZERO
     return to_decimal(cents) / subunit(usage.currency)
 

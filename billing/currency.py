@@ -52,15 +52,36 @@ def subunit(currency: str) -> int:
     return 10 ** currency_exponent(currency)
 
 
+#: Largest ``amount_cents`` a fee can carry: Lago's ``fees.amount_cents`` is a ``bigint``
+#: (db/structure.sql), and JSON answers carry 64-bit integers.
+MAX_AMOUNT_CENTS = 2**63 - 1
+
+
+def max_amount(currency: str | None = None) -> Decimal:
+    """Largest price (in currency units) whose one unit still fits a fee's ``amount_cents``:
+    ``MAX_AMOUNT_CENTS / subunit`` (USD 92233720368547758.07). Without a currency, the
+    smallest of all (currencies with 4 decimals: 922337203685477.5807)."""
+    exponent = max(CURRENCY_EXPONENTS.values()) if currency is None else currency_exponent(currency)
+    return Decimal(MAX_AMOUNT_CENTS).scaleb(-exponent)
+
+
 def amount_cents(amount: Decimal, currency: str) -> int:
     """Round ``amount`` half-up to the currency exponent and return it in minor units.
 
-    Negative amounts give 0 (SPEC §7). EUR ``1.005`` -> 101, JPY ``100.5`` -> 101.
+    Negative amounts give 0 (SPEC §7). EUR ``1.005`` -> 101, JPY ``100.5`` -> 101. An amount
+    beyond what a fee can carry gives ``MAX_AMOUNT_CENTS`` (never an error).
     """
     exponent = currency_exponent(currency)
     value = to_decimal(amount)
     if value <= 0:
         return 0
     with localcontext(CONTEXT):
+        if value >= max_amount(currency):
+            return MAX_AMOUNT_CENTS
         rounded = value.quantize(Decimal(1).scaleb(-exponent), rounding=ROUND_HALF_UP)
-        return int(rounded.scaleb(exponent))
+        return min(int(rounded.scaleb(exponent)), MAX_AMOUNT_CENTS)
+
+
+def cap_cents(cents: int) -> int:
+    """A sum of fees' cents, capped at ``MAX_AMOUNT_CENTS`` (totals stay 64-bit integers)."""
+    return min(cents, MAX_AMOUNT_CENTS)

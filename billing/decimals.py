@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import decimal
-from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from typing import Any
 
-#: Arithmetic context for billing: 100 significant digits so Decimal(38,12) usage times a price
-#: never rounds silently; invalid operations raise instead of producing NaN.
+#: Arithmetic context for billing. Usage units have at most 76 digits (aggregates of
+#: Decimal(38, 12) values; weighted sums keep 20 decimals) and every accepted price (or
+#: rate / 100) is below 10**19 (see :mod:`billing.validation`), so products, tier sums and
+#: quantizes to a currency's cents or to a rounding precision in
+#: ``schemas.catalog.ROUNDING_PRECISION_RANGE`` fit in 200 digits: they are exact unless a
+#: price itself has more than ~120 significant digits, and the exponent range (the widest
+#: Python allows) cannot overflow. Invalid operations and divisions by zero (bugs, not inputs)
+#: still raise.
 CONTEXT = Context(
-    prec=100,
+    prec=200,
     rounding=decimal.ROUND_HALF_EVEN,
+    Emax=MAX_EMAX,
+    Emin=MIN_EMIN,
     traps=[InvalidOperation, DivisionByZero, Overflow],
 )
 

@@ -13,7 +13,8 @@ class ChargeUsage:
     ``units`` is already aggregated and rounded. ``event_values`` (per-event values in timestamp
     order) is only read by ``percentage`` for free units and per-transaction min/max;
     ``precise_total_amount_cents`` (Σ over the events) only by ``dynamic``, in the minor units of
-    ``currency``.
+    ``currency``. ``aggregation_type`` (the metric's) only by ``percentage``: Lago's running total
+    of free units is per event for sums and 1, 2, … n for counts.
     """
 
     units: Decimal
@@ -21,3 +22,4 @@ class ChargeUsage:
     event_values: tuple[Decimal, ...] = ()
     precise_total_amount_cents: Decimal | None = None
     currency: str = "USD"
+    aggregation_type: str | None = None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from billing import validate_charge_properties
+from billing import UnknownCurrency, currency_exponent, validate_charge_properties
 from enrichment.catalog_index import CatalogIndex
 from schemas import exact_json
 from schemas.catalog import (
@@ -274,11 +274,20 @@ class CatalogService:
 
 
 def _validated_plan(plan: Plan) -> Plan:
-    """Reject a plan whose charge (or charge filter) properties fail Lago's validation."""
+    """Reject a plan whose charge (or charge filter) properties fail Lago's validation, or
+    whose currency is not an ISO 4217 one with a minor unit (Lago: ``amount_currency``
+    inclusion in its currency list, ``value_is_invalid``): fees could not be priced in it.
+    Amounts are bounded in the plan's currency (billing.validation)."""
     errors: dict[str, list[str]] = {}
+    try:
+        currency_exponent(plan.amount_currency)
+    except UnknownCurrency:
+        errors["amount_currency"] = ["value_is_invalid"]
     for charge in plan.charges:
         for props in (charge.properties, *(f.properties for f in charge.filters)):
-            for field, codes in validate_charge_properties(charge.charge_model, props).items():
+            for field, codes in validate_charge_properties(
+                charge.charge_model, props, plan.amount_currency
+            ).items():
                 known = errors.setdefault(field, [])
                 known.extend(c for c in codes if c not in known)
     if errors:

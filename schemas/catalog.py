@@ -36,6 +36,15 @@ CHARGE_MODELS = frozenset(
 PLAN_INTERVALS = frozenset({"weekly", "monthly", "quarterly", "yearly"})
 BILLING_TIMES = frozenset({"calendar", "anniversary"})
 ROUNDING_FUNCTIONS = frozenset({"round", "ceil", "floor"})
+#: Accepted ``rounding_precision``, both ends included. 20 is the most decimals any aggregation
+#: produces (weighted_sum_agg ceils to 20, stored values have 12), so a larger precision could
+#: not change a value; -26 rounds to the 10**26 that bounds every stored value
+#: (schemas.bounds), so a smaller one could only turn every value into 0 or into a power of ten
+#: the store cannot hold. Outside: 422 ``value_is_out_of_range`` (Lago's numericality code;
+#: Lago itself only bounds it by its ``integer`` column).
+ROUNDING_PRECISION_RANGE = (-26, 20)
+#: Lago's ``charges.min_amount_cents`` and ``plans.amount_cents`` are ``bigint`` columns.
+_BIGINT_MAX = 2**63 - 1
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -326,6 +335,10 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
     if rounding_function is not None and rounding_function not in ROUNDING_FUNCTIONS:
         errors.add("rounding_function", "value_is_invalid")
     rounding_precision = _int(obj, "rounding_precision", errors, None)
+    if rounding_precision is not None and not (
+        ROUNDING_PRECISION_RANGE[0] <= rounding_precision <= ROUNDING_PRECISION_RANGE[1]
+    ):
+        errors.add("rounding_precision", "value_is_out_of_range")
     weighted_interval = _opt_str(obj, "weighted_interval", errors)
     if agg == "weighted_sum_agg":
         weighted_interval = weighted_interval or "seconds"
@@ -427,7 +440,7 @@ def parse_charge(
         if parsed is not None:
             filters.append(parsed)
     min_amount = _int(obj, "min_amount_cents", local, 0) or 0
-    if min_amount < 0:
+    if not 0 <= min_amount <= _BIGINT_MAX:  # Lago: >= 0, and a bigint
         local.add("min_amount_cents", "value_is_out_of_range")
     prorated = _bool(obj, "prorated", local)
     pay_in_advance = _bool(obj, "pay_in_advance", local)
@@ -460,6 +473,8 @@ def parse_plan(obj: Any, organization_id: str) -> Plan:
     interval = _req_choice(obj, "interval", PLAN_INTERVALS, errors)
     currency = _req_str(obj, "amount_currency", errors)
     amount_cents = _int(obj, "amount_cents", errors, 0) or 0
+    if not -_BIGINT_MAX - 1 <= amount_cents <= _BIGINT_MAX:  # Lago: a bigint column
+        errors.add("amount_cents", "value_is_out_of_range")
     raw_charges = obj.get("charges") or []
     if not isinstance(raw_charges, list):
         errors.add("charges", "invalid_type")

@@ -183,15 +183,17 @@ def test_graduated_percentage_integer_style(units, expected):
     assert compute_amount("graduated_percentage", GRAD_PCT, usage(units)) == D(expected)
 
 
-def test_graduated_percentage_adjacent_style():
-    # 1000 x 2% = 20; (1500 - 1000 = 500) x 1% + 1 = 6; total 26
+def test_graduated_percentage_adjacent_style_counts_tier_units_integer_style_like_lago():
+    # Lago's amount_details/range_graduated_percentage_service.rb#units has no adjacent model:
+    # a tier not starting at 0 bills units - from + 1 whatever the bounds' style.
+    # 1000 x 2% = 20; (1500 - 1000 + 1 = 501) x 1% + 1 = 6.01; total 26.01
     props = {
         "graduated_percentage_ranges": [
             {"from_value": 0, "to_value": 1000, "rate": "2", "flat_amount": "0"},
             {"from_value": 1000, "to_value": None, "rate": "1", "flat_amount": "1"},
         ]
     }
-    assert compute_amount("graduated_percentage", props, usage(1500)) == D("26")
+    assert compute_amount("graduated_percentage", props, usage(1500)) == D("26.01")
 
 
 # --- volume --------------------------------------------------------------------------------
@@ -219,9 +221,10 @@ def test_volume(units, expected):
     assert compute_amount("volume", VOLUME, usage(units)) == D(expected)
 
 
-def test_volume_zero_units_is_zero_like_lago():
-    # Lago's volume_service returns 0 for 0 units: the flat 10 of range 1 is not due.
-    assert compute_amount("volume", VOLUME, usage(0, 0)) == 0
+def test_volume_zero_units_pays_the_first_range_flat_amount_like_lago():
+    # Lago #5760, app/services/charge_models/volume_service.rb: 0 units selects the first range;
+    # spec/services/charge_models/volume_service_spec.rb "when aggregation is 0": 0 x 2 + 10 = 10
+    assert compute_amount("volume", VOLUME, usage(0, 0)) == D("10")
 
 
 def test_volume_adjacent_ranges_with_fractional_units():

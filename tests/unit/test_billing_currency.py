@@ -79,9 +79,15 @@ def test_amount_cents(amount, currency, cents):
 
 
 def test_amount_cents_keeps_large_amounts_exact():
-    # 38 significant digits: 123456789012345678901234567.123456789 USD -> .12 -> x100
-    amount = D("123456789012345678901234567.123456789")
-    assert amount_cents(amount, "USD") == 12345678901234567890123456712
+    # 27 significant digits, just below what a fee can carry: 92233720368547758.06 USD
+    amount = D("92233720368547758.0649999999")
+    assert amount_cents(amount, "USD") == 9223372036854775806
+
+
+def test_amount_cents_is_capped_at_what_a_fee_can_carry():
+    # Lago's fees.amount_cents is a bigint (db/structure.sql): 2**63 - 1 at most, never an error
+    assert amount_cents(D("123456789012345678901234567.123456789"), "USD") == 2**63 - 1
+    assert amount_cents(D("1E+60"), "JPY") == 2**63 - 1
 
 
 def test_amount_cents_unknown_currency():

@@ -61,22 +61,29 @@ def test_package_free_units_required_like_lago():
 
 # --- ranges --------------------------------------------------------------------------------
 
+# Lago's app/services/validators/range_bounds_validator.rb, one range at a time: from_value is
+# the previous to_value or the previous to_value + 1 (0 before the first range).
 VALID_RANGES = {
     "integer": [rng(0, 100), rng(101, 200), rng(201, None)],
     "adjacent": [rng(0, 100), rng(100, 200), rng(200, None)],
     "single": [rng(0, None)],
     "fractional": [rng(0, "0.5"), rng("0.5", None)],
+    # styles may mix (graduated_service_spec.rb "when first tier flat amount is zero")
+    "mixed_adjacency": [rng(0, 10), rng(10, 20), rng(21, None)],
+    # the first range may start at 0 + 1
+    "from_one": [rng(1, 100), rng(101, None)],
 }
 
 BAD_RANGES = {
     "gap": [rng(0, 100), rng(150, None)],
     "overlap": [rng(0, 100), rng(50, None)],
-    "not_from_zero": [rng(1, 100), rng(101, None)],
+    "not_from_zero_or_one": [rng(2, 100), rng(101, None)],
+    "from_negative": [rng(-1, 100), rng(101, None)],  # validators specs: "does not starts at 0"
     "null_to_not_last": [rng(0, None), rng(101, None)],
     "last_not_open": [rng(0, 100), rng(101, 200)],
     "from_not_below_to": [rng(0, 0), rng(1, None)],
-    "mixed_adjacency": [rng(0, 10), rng(10, 20), rng(21, None)],
     "non_numeric_bound": [rng(0, "ten"), rng(11, None)],
+    "decimal_gap": [rng(0, "0.1"), rng("0.5", None)],  # graduated validator spec
 }
 
 
