@@ -16,7 +16,7 @@ from meterline.usage_service import PeriodOutOfRange, UsageNotFound, UsageServic
 from schemas import exact_json
 from schemas.bounds import MAX_EVENT_BYTES
 from schemas.catalog import CatalogValidationError
-from schemas.errors import VALUE_IS_TOO_LONG, InvalidField
+from schemas.errors import VALUE_IS_TOO_LONG, VALUE_OUT_OF_RANGE, InvalidField
 from schemas.event import UsageEvent, event_to_json_dict, parse_event, partition_key
 from schemas.event import validate_event_payload as event_errors
 
@@ -88,6 +88,9 @@ def _lago_event(event: UsageEvent, received_ms: int) -> dict[str, Any]:
     }
 
 
+_EVENT_ROOTS = frozenset(("event", "events"))  # bodies whose properties may hold any integer
+
+
 def _record(event: UsageEvent) -> tuple[bytes, bytes] | None:
     """The raw-topic ``(key, value)`` of ``event``, or None when the value would exceed
     ``MAX_EVENT_BYTES`` (the pipeline dead-letters such a message as ``event_too_large``)."""
@@ -133,6 +136,9 @@ class Api:
         """Decode ``body`` and take its ``root`` key; a 400 on malformed JSON or no root.
 
         Numbers are exact (:mod:`schemas.exact_json`): ``int``, or ``Decimal`` with every digit.
+        An integer beyond 64 bits in a catalog body (any root but events) is a 422
+        ``value_out_of_range`` on ``root``: no Lago field holds one, and the stored body is
+        echoed in answers that could not be written.
         """
         try:
             payload = exact_json.loads(body)
@@ -140,6 +146,8 @@ class Api:
             return None, error(400, "bad_request", {"body": ["invalid_json"]})
         if not isinstance(payload, dict) or root not in payload or payload[root] is None:
             return None, error(400, "bad_request", {root: ["value_is_mandatory"]})
+        if root not in _EVENT_ROOTS and exact_json.has_wide_int(payload[root]):
+            return None, error(422, "validation_errors", {root: [VALUE_OUT_OF_RANGE]})
         return payload[root], None
 
     # --- events --------------------------------------------------------------------------------

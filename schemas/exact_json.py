@@ -16,7 +16,9 @@ exponent beyond what ``Decimal`` can hold.
 
 :func:`dumps` is ``orjson.dumps`` that also writes a finite ``Decimal`` as a JSON number with
 every digit (``Decimal("12345678.123456789012")`` → ``12345678.123456789012``) and an integer
-of any size, so what :func:`loads` read is written back unchanged. Other types are orjson's.
+of any size, so what :func:`loads` read is written back with the same value and digits (one
+exception of type: ``5e0`` reads as ``Decimal("5")``, which is written ``5`` and so reads back
+as the ``int`` 5). Other types are orjson's.
 :func:`jsonable` prepares a value for a plain ``orjson.dumps`` (Faust's JSON responses) the
 same way.
 """
@@ -30,7 +32,7 @@ from typing import Any
 import msgspec
 import orjson
 
-__all__ = ["JSONDecodeError", "default", "dumps", "jsonable", "loads", "texts"]
+__all__ = ["JSONDecodeError", "default", "dumps", "has_wide_int", "jsonable", "loads", "texts"]
 
 
 class JSONDecodeError(ValueError):
@@ -74,6 +76,19 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, Decimal) and value.is_finite():
         return orjson.Fragment(str(value))
     return value
+
+
+def has_wide_int(value: Any) -> bool:
+    """True when ``value`` (nested dicts and lists included) holds an integer beyond 64 bits,
+    which a plain ``orjson.dumps`` (Faust's JSON responses) refuses."""
+    t = type(value)
+    if t is int:
+        return not _INT64_MIN <= value < _UINT64_END  # type: ignore[operator]
+    if t is dict:
+        return any(has_wide_int(v) for v in value.values())
+    if t is list:
+        return any(has_wide_int(v) for v in value)
+    return False
 
 
 def dumps(value: Any, *, option: int | None = None) -> bytes:

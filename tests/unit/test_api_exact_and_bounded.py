@@ -170,3 +170,20 @@ def test_lago_plan_bodies_are_decoded_exactly():
     restarted.load()
     (charge,) = restarted.body("org-1", "plan", "p")["charges"]
     assert charge["properties"]["amount"] == Decimal("0.123456789012345678")
+
+
+def test_a_catalog_integer_beyond_64_bits_is_422_not_a_500():
+    """Exact decoding keeps 2**70 an int; no Lago field holds one, and an answer echoing it
+    could not be written (orjson refuses integers beyond 64 bits): refused, nothing stored."""
+    store = CatalogDocsDouble()
+    control = LagoControlApi(CatalogService(store), store)  # type: ignore[arg-type]
+    body = (b'{"billable_metric":{"code":"m","name":"M","aggregation_type":"count_agg",'
+            b'"description":1180591620717411303424}}')
+    response = control.create_billable_metric("org-1", body)
+    assert (response.status, response.body["code"]) == (422, "validation_errors")
+    assert response.body["error_details"] == {"billable_metric": ["value_out_of_range"]}
+    assert store.docs == []
+    ok = control.create_billable_metric("org-1", body.replace(b"1180591620717411303424",
+                                                              b"18446744073709551615"))
+    assert ok.status == 200
+    faust_json.dumps(ok.body)  # the answer can be written

@@ -343,6 +343,8 @@ def test_property_exact_json_round_trip_keeps_every_digit(
     again = parse_event(exact_json.loads(exact_json.dumps(event_to_json_dict(e))), now_ms=0)
     assert again == e
     for key, value in props.items():  # same value, same type: no float on the way
+        if isinstance(value, Decimal) and value.as_tuple().exponent == 0:
+            value = int(value)  # Decimal("5") is written 5: an int again (schemas.exact_json)
         assert type(again.properties[key]) is type(value)
         assert str(again.properties[key]) == str(value)
 
