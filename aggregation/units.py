@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from fractions import Fraction
 
 from aggregation.usage_aggregate import UsageAggregate
 
 ZERO = Decimal(0)
+# Wide enough that adding two stored sums (Decimal(76, 12) each) is exact.
+EXACT = Context(prec=200)
 Key = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
@@ -82,7 +84,7 @@ def units_for(
     if aggregation_type == "sum_agg":
         total = window.value_sum if window else ZERO
         if recurring and before is not None:
-            total += before.value_sum
+            total = EXACT.add(total, before.value_sum)  # never rounded to 28 digits
         return total
     if aggregation_type == "max_agg":
         return window.value_max if window and window.value_max is not None else ZERO

@@ -137,17 +137,19 @@ class BenchPipeline(Pipeline):
 
         consumer.getmany = getmany  # type: ignore[method-assign]
 
-    def prepare(self, messages: Any, also_seen: Any = None) -> Any:
+    def prepare(
+        self, messages: Any, also_seen: Any = None, rejected: Any = None, *, trial: bool = False
+    ) -> Any:
         started = time.perf_counter()
-        batch = super().prepare(messages, also_seen)
+        batch = super().prepare(messages, also_seen, rejected, trial=trial)
         batch.timings["bench_prepare"] = time.perf_counter() - started
         # The pipeline keeps only a sample of Kafka timestamps; the bench times every message.
         self.kafka_ms[batch.batch_id] = array("q", [m.timestamp for m in messages])
         return batch
 
-    async def commit_batch(self, batch: Any, *, commit_kafka: bool) -> None:
+    async def commit_batch(self, batch: Any, *, commit_kafka: bool) -> Any:
         started = time.perf_counter()
-        await super().commit_batch(batch, commit_kafka=commit_kafka)
+        batch = await super().commit_batch(batch, commit_kafka=commit_kafka)
         now = time.time()
         if self.freshness_from_ms:
             now_ms = int(now * 1000)
@@ -167,6 +169,7 @@ class BenchPipeline(Pipeline):
             self.at_target = {**self.counting.snapshot(), "stats": self._stats(),
                               "steps": self._steps(),
                               "cpu_seconds": round(cpu_seconds() - self.cpu_at_first, 3)}
+        return batch
 
     def _stats(self) -> dict[str, Any]:
         s = self.stats

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from meterline.api_keys import KeyRing
 from meterline.catalog_service import CatalogService
 from meterline.usage_service import PeriodOutOfRange, UsageNotFound, UsageService
 from schemas import exact_json
@@ -106,7 +107,7 @@ class Api:
     def __init__(
         self,
         *,
-        api_keys: Callable[[], Mapping[str, str]],
+        key_ring: Callable[[], KeyRing],
         catalog: CatalogService,
         usage: UsageService,
         publisher: EventPublisher,
@@ -115,7 +116,7 @@ class Api:
         max_batch_events: int = 100,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ):
-        self.api_keys = api_keys
+        self.key_ring = key_ring
         self.catalog = catalog
         self.usage_service = usage
         self.publisher = publisher
@@ -126,10 +127,8 @@ class Api:
 
     # --- helpers -------------------------------------------------------------------------------
     def authenticate(self, authorization: str | None) -> str | None:
-        """The organization of a ``Bearer <key>`` header, or None."""
-        if not authorization or not authorization.startswith("Bearer "):
-            return None
-        return self.api_keys().get(authorization[len("Bearer "):].strip())
+        """The organization of a ``Bearer <key>`` header, or None (see :class:`KeyRing`)."""
+        return self.key_ring().organization(authorization)
 
     @staticmethod
     def parse_json(body: bytes, root: str) -> tuple[Any, ApiResponse | None]:

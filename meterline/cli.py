@@ -76,7 +76,11 @@ def _client(url: str | None, api_key: str | None, data_dir: Path | None):
             raise click.ClickException(
                 "no running stack found: pass --url and --api-key, or run `meterline up` first"
             ) from exc
-        url, api_key = url or local_url, api_key or local_key
+        url, api_key = url or local_url, api_key or settings.api_key or local_key
+        if not api_key:
+            raise click.ClickException(
+                "no API key: pass --api-key or set METERLINE_API_KEY (the key made at the "
+                "first start is in the data directory's api_key file)")
     return MeterlineClient(url, api_key)
 
 

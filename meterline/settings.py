@@ -52,6 +52,13 @@ class Settings(BaseSettings):
         "0 = Python's automatic collector",
     )
     reconcile_interval_seconds: float = Field(30.0, ge=1, le=3600)
+    progress_interval_seconds: float = Field(
+        5.0, gt=0, le=600, description="how often lag (from the broker) and stalls are measured"
+    )
+    stall_seconds: float = Field(
+        60.0, gt=0, le=86_400,
+        description="a partition with work and no commit for this long is stalled (not ready)",
+    )
 
     # --- HTTP API ------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"

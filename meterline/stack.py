@@ -3,26 +3,54 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import sys
 from pathlib import Path
 
+from meterline.api_keys import hash_key, new_key, new_key_record
 from meterline.catalog_service import CatalogService
 from meterline.settings import Settings
-from sinks import open_store
+from sinks import Store, open_store
 from streams.broker import EmbeddedBroker
 
 log = logging.getLogger("meterline.stack")
 
 API_KEY_FILE = "api_key"
 URL_FILE = "api_url"
+PID_FILE = "broker.pid"
 
 
 def read_local_api(data_dir: Path) -> tuple[str, str]:
-    """The (URL, API key) a running ``meterline up`` on ``data_dir`` wrote for CLI commands."""
+    """The (URL, API key) a running ``meterline up`` on ``data_dir`` wrote for CLI commands.
+
+    The URL is written once the stack is ready; the key file exists when the first start made
+    the key (with ``METERLINE_API_KEY`` set there is none: the CLI reads that variable)."""
     url = (data_dir / URL_FILE).read_text().strip()
-    key = (data_dir / API_KEY_FILE).read_text().strip()
+    key_file = data_dir / API_KEY_FILE
+    key = key_file.read_text().strip() if key_file.exists() else ""
     return url, key
+
+
+def provision_api_key(store: Store, settings: Settings, data_dir: Path) -> str | None:
+    """Make sure the default organization has an admin key; return a key made now, if any.
+
+    ``METERLINE_API_KEY``, when set, is registered (its digest) on every start. Otherwise a
+    key is made on the first start only: it is shown once and written to ``DATA_DIR/api_key``
+    (mode 0600) for the CLI commands; the store keeps only its digest."""
+    org = store.ensure_organization(settings.default_organization_id, "Default organization")
+    digests = {k.key_hash for k in store.api_keys() if k.organization_id == org.id}
+    if settings.api_key:
+        if hash_key(settings.api_key) not in digests:
+            store.add_api_key(new_key_record(settings.api_key, org.id, "METERLINE_API_KEY"))
+        return None
+    if digests:
+        return None
+    key = new_key()
+    store.add_api_key(new_key_record(key, org.id, "first start"))
+    key_file = data_dir / API_KEY_FILE
+    key_file.touch(mode=0o600)
+    key_file.chmod(0o600)
+    key_file.write_text(key + "\n")
+    return key
 
 
 def run_stack(settings: Settings) -> int:
@@ -33,9 +61,10 @@ def run_stack(settings: Settings) -> int:
 
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)  # the store, the key file: readable by this user only
     broker = None
     if settings.embedded_broker:
-        broker = EmbeddedBroker.start(settings.embedded_broker_port)
+        broker = EmbeddedBroker.start(settings.embedded_broker_port, pid_file=data_dir / PID_FILE)
     store = None
     try:
         bootstrap = broker.bootstrap_servers if broker else settings.kafka_bootstrap_servers
@@ -44,25 +73,35 @@ def run_stack(settings: Settings) -> int:
             data_dir=data_dir,
             database=settings.clickhouse_database,
         )
-        org = store.ensure_organization(
-            settings.default_organization_id, "Default organization",
-            settings.api_key or secrets.token_urlsafe(24),
-        )
+        new_api_key = provision_api_key(store, settings, data_dir)
         catalog = CatalogService(store)
         catalog.load()
-        app, _runtime = build_app(
-            settings=settings, bootstrap_servers=bootstrap, store=store, catalog=catalog
-        )
         url = f"http://{settings.http_host}:{settings.http_port}"
-        key_file = data_dir / API_KEY_FILE
-        key_file.write_text(org.api_key + "\n")
-        key_file.chmod(0o600)
-        (data_dir / URL_FILE).write_text(url + "\n")
-        print(f"Meterline API   {url}", flush=True)
-        print(f"API key         {org.api_key}  (organization {org.id!r})", flush=True)
-        print(f"Kafka           {bootstrap}{' (embedded Tansu)' if broker else ''}", flush=True)
-        print(f"Store           {settings.clickhouse_url or data_dir / 'chdb'}", flush=True)
-        sys.stdout.flush()
+
+        def announce() -> None:
+            """Print where the API is once it takes requests (the key only when made now)."""
+            (data_dir / URL_FILE).write_text(url + "\n")
+            if new_api_key:
+                key = f"{new_api_key}  (shown once; also in {data_dir / API_KEY_FILE})"
+            elif settings.api_key:
+                key = "from METERLINE_API_KEY"
+            else:
+                key = f"made at the first start (in {data_dir / API_KEY_FILE})"
+            # The terminal, not the log: Faust sends print() to its logger.
+            out = sys.__stdout__ or sys.stdout
+            out.write(
+                f"Meterline API   {url}  (ready)\n"
+                f"API key         {key}  (organization {settings.default_organization_id!r})\n"
+                f"Kafka           {bootstrap}{' (embedded Tansu)' if broker else ''}\n"
+                f"Store           {settings.clickhouse_url or data_dir / 'chdb'}\n"
+            )
+            out.flush()
+
+        (data_dir / URL_FILE).unlink(missing_ok=True)  # written again once ready
+        app, _runtime = build_app(
+            settings=settings, bootstrap_servers=bootstrap, store=store, catalog=catalog,
+            on_ready=announce,
+        )
         worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
         try:
             worker.execute_from_commandline()

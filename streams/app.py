@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ import faust
 import mode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from aggregation.reconciliation import reconcile_report
+from aggregation.reconciliation import LogView, reconcile_report
 from meterline.api import Api
+from meterline.api_keys import KeyRing
 from meterline.catalog_service import CatalogService
 from meterline.dead_letter_api import DeadLetterApi
 from meterline.lago_api import LagoControlApi
@@ -43,7 +45,25 @@ class Runtime:
     publisher: KafkaEventPublisher | None = None
     catalog_topic: CatalogTopic | None = None
     metrics: Metrics | None = None
-    ready: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    started: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def readiness(self) -> dict[str, Any]:
+        """What ``/ready`` answers: each check, and ``ready`` when all pass.
+
+        The API can take events (its Kafka producer is connected), the pipeline consumes (it
+        has joined its group), the store takes writes (no store call is failing now) and no
+        partition is stalled (see :mod:`streams.health`)."""
+        pipeline = self.pipeline
+        health = pipeline.health if pipeline else None
+        stalled = health.stalled_partitions() if health else []
+        checks = {
+            "publisher": bool(self.publisher and self.publisher.started),
+            "pipeline": bool(health and health.consuming),
+            "store": bool(health and health.failing_since is None),
+            "stalled_partitions": stalled,
+        }
+        ready = checks["publisher"] and checks["pipeline"] and checks["store"] and not stalled
+        return {"ready": ready, "checks": checks}
 
 
 def kafka_options_for(settings: Settings, bootstrap_servers: str) -> dict[str, Any]:
@@ -74,8 +94,12 @@ def _credentials(settings: Settings) -> Any:
 
 def build_app(
     *, settings: Settings, bootstrap_servers: str, store: Store, catalog: CatalogService,
+    on_ready: Callable[[], None] | None = None,
 ) -> tuple[faust.App, Runtime]:
-    """Create the Faust app with the pipeline service and the API routes."""
+    """Create the Faust app with the pipeline service and the API routes.
+
+    ``on_ready`` is called once, the first time the worker is ready (see
+    :meth:`Runtime.readiness`); until then every API request is answered 503."""
     session_s = settings.kafka_session_timeout_ms / 1000
     app = faust.App(
         f"{settings.consumer_group}-app",
@@ -114,17 +138,29 @@ def build_app(
             "partitions": [dataclasses.asdict(c) for c in counts],
             "reconciled": all(c.consumed == c.stored + c.duplicates + c.dead_letters
                               for c in counts),
+            "readiness": runtime.readiness(),
         }
 
     async def reconcile() -> dict[str, Any]:
-        report = reconcile_report(await asyncio.to_thread(store.reconcile))
+        pipeline = runtime.pipeline
+        log_view = None
+        if pipeline is not None:
+            offsets = await pipeline.log_offsets()
+            log_view = LogView(pipeline.log_epoch, settings.raw_topic, offsets)
+        report = reconcile_report(
+            await asyncio.to_thread(store.reconcile),
+            open_batches=await asyncio.to_thread(store.open_batches, settings.raw_topic),
+            rolled_back=await asyncio.to_thread(store.rolled_back_batches),
+            log=log_view, now_ms=int(time.time() * 1000),
+            open_grace_ms=int(settings.stall_seconds * 1000),
+        )
         report["dedup_index"] = await asyncio.to_thread(store.dedup_index_stats)
         return report
 
-    # organizations are created at start only: read them once, not on every request
-    api_keys = {org.api_key: org.id for org in store.organizations()}
+    # API keys are created at start only: read them once, not on every request
+    key_ring = KeyRing(store.api_keys())
     api = Api(
-        api_keys=lambda: api_keys,
+        key_ring=lambda: key_ring,
         catalog=catalog,
         usage=usage,
         publisher=publisher,
@@ -139,6 +175,7 @@ def build_app(
     register_routes(
         app, api, max_body_bytes=settings.max_body_bytes, dead_letters=dead_letters,
         control=LagoControlApi(catalog, store), metrics=metrics,
+        readiness=runtime.readiness,
     )
     # Computed at scrape time: always current, no timer needed.
     metrics.catalog_version.set_function(lambda: catalog.version)
@@ -171,6 +208,7 @@ def build_app(
                     dedup_window_days=settings.dedup_window_days,
                     session_timeout_ms=settings.kafka_session_timeout_ms,
                     gc_collect_seconds=settings.gc_collect_seconds,
+                    stall_seconds=settings.stall_seconds,
                 ),
                 store=store,
                 kafka_options=kafka,
@@ -179,12 +217,21 @@ def build_app(
                 metrics=metrics,
             )
             await runtime.pipeline.start()
-            runtime.ready.set()
+            runtime.started.set()
             log.info("pipeline started on %s (log epoch %s)", settings.raw_topic, epoch)
 
         @mode.Service.task
+        async def _announce_ready(self) -> None:
+            """Call ``on_ready`` once, when the worker first becomes ready."""
+            while not runtime.readiness()["ready"]:
+                await asyncio.sleep(0.1)
+            log.info("ready")
+            if on_ready is not None:
+                on_ready()
+
+        @mode.Service.task
         async def _run(self) -> None:
-            await runtime.ready.wait()
+            await runtime.started.wait()
             assert runtime.pipeline is not None
             try:
                 await runtime.pipeline.run()
@@ -203,6 +250,13 @@ def build_app(
             await publisher.stop()
 
     app.service(PipelineService)
+
+    @app.timer(interval=settings.progress_interval_seconds)
+    async def refresh_progress() -> None:
+        """Lag from the broker's end offsets and the stall gauges (see streams.health)."""
+        if runtime.pipeline is not None:
+            await runtime.pipeline.refresh_progress()
+        metrics.ready.set(1 if runtime.readiness()["ready"] else 0)
 
     @app.timer(interval=settings.reconcile_interval_seconds)
     async def refresh_gauges() -> None:

@@ -63,9 +63,32 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             "meterline_consumer_lag",
-            "Messages in the partition not yet in a committed batch (high watermark minus the "
-            "next offset to commit), after each batch.",
+            "Messages in the partition not yet in a committed batch: the broker's end offset "
+            "minus the next offset to commit, read from the broker on a timer.",
             ["topic", "partition"], registry=r,
+        )
+        self.pipeline_stalled = Gauge(
+            "meterline_pipeline_stalled",
+            "1 when an assigned partition has work and has made no progress for "
+            "METERLINE_STALL_SECONDS, or the store has been failing that long.", registry=r,
+        )
+        self.ready = Gauge(
+            "meterline_ready", "1 when the worker is ready (what /ready answers).", registry=r,
+        )
+        self.seconds_since_commit = Gauge(
+            "meterline_seconds_since_commit",
+            "Seconds since this worker last committed a batch of the partition (or, before "
+            "its first, since the partition was assigned).",
+            ["topic", "partition"], registry=r,
+        )
+        self.quarantined = Counter(
+            "meterline_quarantined_messages_total",
+            "Messages dead-lettered because the store refused their rows (value_out_of_range, "
+            "storage_rejected); the rest of their batch is written.", registry=r,
+        )
+        self.rolled_back_batches = Counter(
+            "meterline_rolled_back_batches_total",
+            "Unfinished batches of a gone log epoch rolled back at start.", registry=r,
         )
         self.freshness = Histogram(
             "meterline_freshness_seconds",

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +26,19 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from enrichment.catalog_index import CatalogIndex
 from sinks import ddl, wire
-from sinks.store import LogPosition, Store, StoreError
+from sinks.store import (
+    VALUE_RANGE_ERROR_CODES,
+    LogPosition,
+    OpenBatch,
+    Store,
+    StoreDataError,
+    StoreError,
+)
 from streams.batch import DAY_MS, BatchResult, DeadLetter, PartitionTally, RawMessage, process_batch
 from streams.gc_policy import TimedCollector
+from streams.health import PipelineHealth
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
+from streams.poison import find_poison
 from streams.seen_filter import SeenFilter
 
 log = logging.getLogger("meterline.pipeline")
@@ -37,6 +47,10 @@ log = logging.getLogger("meterline.pipeline")
 # window from its oldest message, so messages up to a day old (consumer lag) use the filter;
 # an older backlog (a backfill) has every identity looked up in the store instead.
 SEEN_FILTER_MARGIN_MS = DAY_MS
+
+# Reason codes of messages whose rows the store refused (see Pipeline._quarantine).
+VALUE_OUT_OF_RANGE = "value_out_of_range"
+STORAGE_REJECTED = "storage_rejected"
 
 
 class PipelineStopped(RuntimeError):
@@ -57,6 +71,7 @@ class PipelineConfig:
     retry_initial_seconds: float = 0.2
     retry_max_seconds: float = 10.0
     gc_collect_seconds: float = 10.0  # 0: Python's automatic cyclic GC (see streams.gc_policy)
+    stall_seconds: float = 60.0  # no progress for this long with work to do: stalled
 
 
 @dataclass
@@ -76,6 +91,8 @@ class PreparedBatch:
     newest_event_ms: dict[int, int]  # per partition: the latest event time stored
     prepared_at_ms: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per pure step
+    # (partition, offset) → (reason code, message): messages whose rows the store refused
+    rejected: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -146,6 +163,27 @@ def _newest_event_ms(events: pa.Table) -> dict[int, int]:
                     newest["timestamp_ms_max"].to_pylist(), strict=True))
 
 
+def _reason_of(error: StoreDataError) -> str:
+    return VALUE_OUT_OF_RANGE if error.code in VALUE_RANGE_ERROR_CODES else STORAGE_REJECTED
+
+
+# The batch's row writes, in commit order (steps 2-5 of Pipeline.commit_batch): wire table
+# name and insert. A crash after any of them: its replayed insert is ignored (same token).
+_ROW_WRITES = (
+    # 2. dedup index: identities of stored events. Crash after: the replay sees its own
+    #    positions there and still treats those events as originals.
+    ("keys", ddl.DEDUP_KEYS_INSERT),
+    # 3. enriched events.
+    ("events", ddl.EVENTS_INSERT),
+    # 4. pre-aggregated usage, what billing reads (one table per kind of state).
+    ("rollups", ddl.ROLLUPS_INSERT),
+    ("unique", ddl.UNIQUE_ROLLUPS_INSERT),
+    ("values", ddl.EVENT_VALUES_INSERT),
+    # 5. dead letters (the record of truth for re-drive).
+    ("dead", ddl.DEAD_LETTERS_INSERT),
+)
+
+
 @dataclass
 class _InFlight:
     """The batch being written, and the task writing it."""
@@ -188,6 +226,7 @@ class Pipeline:
         self.stats = PipelineStats()
         self.metrics = metrics or Metrics()
         self._gc = TimedCollector(config.gc_collect_seconds, self.metrics.gc_seconds.observe)
+        self.health = PipelineHealth(stall_seconds=config.stall_seconds)
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
@@ -199,6 +238,7 @@ class Pipeline:
         # First offset not yet in a committed batch, per assigned partition. Records below it
         # (fetched before a seek) are dropped: an offset is never processed in two batches.
         self._next_offset: dict[int, int] = {}
+        self._committed_next: dict[int, int] = {}  # first offset after the last committed batch
         self._watermark_ms: dict[int, int] = {}  # largest event timestamp committed
         # Identities stored so far (loaded from the store at each assignment, then added to as
         # batches are prepared): only the ones it may hold are looked up in the store. None
@@ -295,26 +335,40 @@ class Pipeline:
             started = time.perf_counter()
             prepared = await asyncio.to_thread(self.prepare, messages, also_seen)
             self.metrics.step_seconds.labels("process").observe(time.perf_counter() - started)
-            await self._drain()
+            written = await self._drain()
+            if in_flight is not None and written is not None and written is not in_flight.batch:
+                # The batch in flight lost messages to quarantine: its stored identities,
+                # which this batch was deduplicated against, changed. Decide again.
+                prepared = await asyncio.to_thread(self.prepare, messages, written.stored)
             self._in_flight = _InFlight(
                 asyncio.create_task(self.commit_batch(prepared, commit_kafka=True)), prepared
             )
         if wait:
             await self._drain()
 
-    async def _drain(self) -> None:
-        """Wait for the batch being written, if any; its failure is raised here."""
+    async def _drain(self) -> PreparedBatch | None:
+        """Wait for the batch being written, if any, and return it as committed (see
+        :meth:`commit_batch`); its failure is raised here."""
         in_flight, self._in_flight = self._in_flight, None
-        if in_flight is not None:
-            await in_flight.task
+        if in_flight is None:
+            return None
+        return await in_flight.task
 
     # --- the batch -----------------------------------------------------------------------------
     def prepare(
-        self, messages: Sequence[RawMessage], also_seen: Mapping[bytes, int] | None = None
+        self,
+        messages: Sequence[RawMessage],
+        also_seen: Mapping[bytes, int] | None = None,
+        rejected: Mapping[tuple[int, int], tuple[str, str]] | None = None,
+        *,
+        trial: bool = False,
     ) -> PreparedBatch:
         """Run the pure steps (parse, dedup against the store, enrich, rollup, wire tables).
 
         ``also_seen``: identities stored by the batch still being written (see :meth:`_flush`).
+        ``rejected``: (partition, offset) → (reason code, message) of messages whose rows the
+        store refused (see :meth:`_quarantine`); they become dead letters. ``trial``: a run of
+        the quarantine search, which leaves the dedup filter and the metrics alone.
         """
         timings: dict[str, float] = {}
         now_ms = int(self.clock() * 1000)
@@ -325,7 +379,8 @@ class Pipeline:
             # then every identity is looked up.
             if seen_filter is not None and since >= seen_filter.since_ms:
                 keys = seen_filter.maybe_seen(keys)
-                self.metrics.dedup_lookup_keys.inc(len(keys))
+                if not trial:
+                    self.metrics.dedup_lookup_keys.inc(len(keys))
                 if not keys:
                     return {}
             return self._retry_sync("dedup lookup", self.store.find_seen, keys, since)
@@ -339,8 +394,9 @@ class Pipeline:
                 dedup_window_days=self.config.dedup_window_days,
                 timings=timings,
                 also_seen=also_seen,
+                rejected=rejected,
             )
-            if seen_filter is not None:
+            if seen_filter is not None and not trial:
                 seen_filter.add([key for key, _ in result.stored_keys])
                 self.metrics.dedup_filter_identities.set(len(seen_filter))
             bid = batch_id_for(self.log_epoch, self.config.topic, result)
@@ -364,48 +420,55 @@ class Pipeline:
                 newest_event_ms=_newest_event_ms(tables["events"]),
                 prepared_at_ms=now_ms,
                 timings=timings,
+                rejected=dict(rejected or {}),
             )
-        for step, seconds in timings.items():
-            self.metrics.step_seconds.labels(step).observe(seconds)
+        if not trial:
+            for step, seconds in timings.items():
+                self.metrics.step_seconds.labels(step).observe(seconds)
         return prepared
 
-    async def commit_batch(self, batch: PreparedBatch, *, commit_kafka: bool) -> None:
+    async def commit_batch(self, batch: PreparedBatch, *, commit_kafka: bool) -> PreparedBatch:
         """Write one batch. THE commit order; every write is idempotent by its token.
 
         A crash anywhere replays the batch from step 1 with the same offsets, hence the same
-        batch id and tokens, so a write that already landed is ignored by ClickHouse.
+        batch id and tokens, so a write that already landed is ignored by ClickHouse. Returns
+        the batch as committed: ``batch``, or a revision of it without the messages whose rows
+        the store refused (see :meth:`_quarantine`).
         """
         bid, now_ms = batch.batch_id, batch.prepared_at_ms
-        topic, tables, tallies = self.config.topic, batch.tables, batch.tallies
+        topic = self.config.topic
+        self.health.in_hand.update(batch.tallies)
         writes_started = time.perf_counter()
         # 1. 'begin' marker: pins the batch's exact offset ranges. Crash after this: restart
         #    finds an open batch and replays exactly these ranges (same id, same tokens).
-        await self._write_marker(bid, "begin", tallies, now_ms)
-        # 2. dedup index: identities of stored events. Crash after: the replay sees its own
-        #    positions there and still treats those events as originals.
-        await self._write(ddl.DEDUP_KEYS_INSERT, tables["keys"], f"{bid}:keys")
-        # 3. enriched events. Crash after: replayed insert ignored (same token).
-        await self._write(ddl.EVENTS_INSERT, tables["events"], f"{bid}:events")
-        # 4. pre-aggregated usage, what billing reads (one table per kind of state).
-        #    Crash after any of them: its replayed insert is ignored (same token).
-        await self._write(ddl.ROLLUPS_INSERT, tables["rollups"], f"{bid}:rollups")
-        await self._write(ddl.UNIQUE_ROLLUPS_INSERT, tables["unique"], f"{bid}:unique")
-        await self._write(ddl.EVENT_VALUES_INSERT, tables["values"], f"{bid}:values")
-        # 5. dead letters (the record of truth for re-drive). Crash after: replay ignored.
-        await self._write(ddl.DEAD_LETTERS_INSERT, tables["dead"], f"{bid}:dead")
+        await self._write_marker(bid, "begin", batch.tallies, now_ms)
+        # 2.-5. the batch's rows (see _write_rows). When the store refuses rows for their
+        #    data, the messages behind them become dead letters and the rest is written again
+        #    under fresh tokens, after what was written is deleted (see _quarantine).
+        tokens = bid
+        while True:
+            try:
+                await self._write_rows(batch, tokens)
+                break
+            except StoreDataError as refusal:
+                batch = await self._quarantine(batch, refusal)
+                tokens = f"{bid}:q{uuid.uuid4().hex[:12]}"
         # 6. dead-letter topic, for subscribers. Crash after: a replay publishes them again
-        #    (the topic is at-least-once; the table above is exact).
+        #    (the topic is at-least-once; the table is exact).
         await self._publish_dead_letters(batch.dead_letters)
         # 7. 'done' marker with the reconciliation counts: the batch is committed.
         #    Crash after: nothing is replayed; the partition resumes after this batch.
-        await self._write_marker(bid, "done", tallies, now_ms)
+        await self._write_marker(bid, "done", batch.tallies, now_ms)
         self.metrics.step_seconds.labels("insert").observe(time.perf_counter() - writes_started)
         self._observe_committed(batch)
+        self._committed_next.update({p: t.to_offset + 1 for p, t in batch.tallies.items()})
+        self.health.committed(batch.tallies)
+        self.health.in_hand.difference_update(batch.tallies)
         # 8. Kafka offsets, for lag monitoring only. Crash before: the manifest wins on restart.
         if commit_kafka and self._consumer is not None:
             started = time.perf_counter()
             offsets = {
-                TopicPartition(topic, p): t.to_offset + 1 for p, t in tallies.items()
+                TopicPartition(topic, p): t.to_offset + 1 for p, t in batch.tallies.items()
             }
             try:
                 await self._consumer.commit(offsets)
@@ -413,8 +476,64 @@ class Pipeline:
                 log.warning("kafka offset commit skipped: %s", exc)
             self.metrics.step_seconds.labels("commit").observe(time.perf_counter() - started)
         self._count(batch)
-        if commit_kafka:
-            self._update_lag()
+        return batch
+
+    async def _write_rows(self, batch: PreparedBatch, tokens: str) -> None:
+        """Steps 2-5 of :meth:`commit_batch`, each INSERT with the token ``{tokens}:{name}``."""
+        for name, spec in _ROW_WRITES:
+            await self._write(spec, batch.tables[name], f"{tokens}:{name}")
+
+    async def _quarantine(self, batch: PreparedBatch, refusal: StoreDataError) -> PreparedBatch:
+        """The store refused rows of ``batch`` for their data (a value it cannot hold): make
+        the messages behind them dead letters and return the batch without them.
+
+        Why it stays exact: every row the batch wrote so far is deleted first (by batch id,
+        dedup keys by log position: nothing else writes them before the 'done' marker), and
+        the revision is written under fresh tokens. A crash before 'done' replays the original
+        batch: its writes that had landed are ignored (their tokens are known), the refused
+        write is refused again, and this runs again, deleting what the interrupted revision
+        wrote. When no message is to blame (nor tips the batch over), or more than half of a
+        batch would go, the refusal is not a few poison messages: the batch is retried after a
+        backoff, as for any store failure, and shows as a stall.
+        """
+        ranges = {p: (t.from_offset, t.to_offset) for p, t in batch.tallies.items()}
+        messages = await self._read_ranges(ranges)
+        rejected = dict(batch.rejected)
+
+        def refusal_of(subset: Sequence[RawMessage]) -> StoreDataError | None:
+            trial = self.prepare(subset, rejected=rejected, trial=True)
+            for name, spec in _ROW_WRITES:
+                try:
+                    self.store.check_insert(spec, trial.tables[name])
+                except StoreDataError as exc:
+                    return exc
+            return None
+
+        candidates = [m for m in messages if (m.partition, m.offset) not in rejected]
+        found = await asyncio.to_thread(
+            self._retry_sync, "check rows", find_poison, candidates, refusal_of
+        )
+        if not found or (len(messages) >= 10 and len(found) + len(rejected) > len(messages) // 2):
+            self.health.store_failed(str(refusal))
+            self.metrics.store_errors.labels("insert").inc()
+            log.error("the store refuses batch %s and no few messages are to blame; retrying "
+                      "in %.0fs: %s", batch.batch_id, self.config.retry_max_seconds, refusal)
+            if await asyncio.to_thread(self._abort.wait, self.config.retry_max_seconds):
+                raise PipelineStopped("quarantine")
+            return batch
+        for i, exc in found.items():
+            m = candidates[i]
+            rejected[m.partition, m.offset] = (
+                _reason_of(exc), f"the store refused its rows: {exc}"[:1000])
+        log.warning("batch %s: %d message(s) refused by the store become dead letters: %s",
+                    batch.batch_id, len(found), sorted(
+                        (candidates[i].partition, candidates[i].offset) for i in found))
+        self.metrics.quarantined.inc(len(found))
+        await asyncio.to_thread(
+            self._retry_sync, "delete batch rows", self.store.delete_batch_rows,
+            batch.batch_id, self.log_epoch, self.config.topic, ranges,
+        )
+        return await asyncio.to_thread(self.prepare, messages, None, rejected)
 
     async def _write_marker(
         self, batch_id: str, state: str, tallies: Mapping[int, PartitionTally], now_ms: int
@@ -443,24 +562,55 @@ class Pipeline:
                     timestamp_ms / 1000
                 )
 
-    def _update_lag(self) -> None:
-        """Consumer lag per assigned partition: high watermark − next offset to commit."""
+    async def refresh_progress(self) -> None:
+        """Lag from the broker's end offsets, and the stall gauges (run on a timer: a stalled
+        pipeline commits nothing, so nothing done after a commit would show it)."""
         if self._consumer is None:
             return
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            next_offset = self._next_offset.get(tp.partition)
-            if highwater is None or next_offset is None:
+        topic = self.config.topic
+        assigned = [tp for tp in self._consumer.assignment() if tp.topic == topic]
+        try:
+            ends = await self._consumer.end_offsets(assigned) if assigned else {}
+        except Exception as exc:  # the broker away or a rebalance: measure again next time
+            log.warning("cannot read end offsets: %r", exc)
+            ends = {}
+        for tp, end in ends.items():
+            committed = self._committed_next.get(tp.partition)
+            if committed is None:
                 continue
-            self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                max(0, highwater - next_offset)
-            )
+            lag = max(0, end - committed)
+            self.health.lag[tp.partition] = lag
+            self.metrics.consumer_lag.labels(topic, str(tp.partition)).set(lag)
+        stalled = self.health.stalled_partitions()
+        self.metrics.pipeline_stalled.set(1 if stalled else 0)
+        now = self.health.clock()
+        for partition, since in self.health.last_progress.items():
+            self.metrics.seconds_since_commit.labels(topic, str(partition)).set(now - since)
+        if stalled:
+            log.error("pipeline stalled on partitions %s (store failing for %.0fs: %s)",
+                      stalled, self.health.store_failing_for(), self.health.last_error)
+
+    async def log_offsets(self) -> dict[int, tuple[int, int]]:
+        """Per partition of the raw topic: the broker's (first, end) offsets."""
+        if self._consumer is None:
+            return {}
+        topic = self.config.topic
+        partitions = self._consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return {}
+        firsts = await self._consumer.beginning_offsets(tps)
+        ends = await self._consumer.end_offsets(tps)
+        return {tp.partition: (firsts[tp], ends[tp]) for tp in tps}
 
     def _forget_partitions(self, partitions: set[TopicPartition]) -> None:
         """Drop the per-partition gauges of partitions this worker no longer owns."""
+        self.health.revoked(tp.partition for tp in partitions)
         for tp in partitions:
             self._watermark_ms.pop(tp.partition, None)
-            for gauge in (self.metrics.consumer_lag, self.metrics.watermark):
+            self._committed_next.pop(tp.partition, None)
+            for gauge in (self.metrics.consumer_lag, self.metrics.watermark,
+                          self.metrics.seconds_since_commit):
                 with contextlib.suppress(KeyError):  # never set on this worker
                     gauge.remove(tp.topic, str(tp.partition))
 
@@ -489,13 +639,18 @@ class Pipeline:
     async def _write(self, spec: ddl.InsertSpec, table: Any, token: str) -> None:
         started = time.perf_counter()
         await asyncio.to_thread(self._retry_sync, f"insert {spec.table}", self.store.insert,
-                                spec, table, token)
+                                spec, table, token, refusals=True)
         if table.num_rows:
             self.metrics.insert_seconds.labels(spec.table).observe(time.perf_counter() - started)
             self.metrics.insert_rows.labels(spec.table).inc(table.num_rows)
 
-    def _retry_sync(self, what: str, fn: Callable, *args: Any) -> Any:
-        """Retry a store call with exponential backoff until it succeeds (never drop a batch)."""
+    def _retry_sync(
+        self, what: str, fn: Callable, *args: Any, refusals: bool = False
+    ) -> Any:
+        """Retry a store call with exponential backoff until it succeeds (never drop a batch).
+
+        ``refusals``: a :class:`StoreDataError` (the data refused, which a retry cannot fix)
+        is raised to the caller instead of retried."""
         delay = self.config.retry_initial_seconds
         operation = what.split(" ")[0]
         retrying = False
@@ -505,14 +660,20 @@ class Pipeline:
             if retrying:
                 self.metrics.store_retries.labels(operation).inc()
             try:
-                return fn(*args)
+                result = fn(*args)
             except StoreError as exc:
+                if refusals and isinstance(exc, StoreDataError):
+                    raise
+                self.health.store_failed(str(exc))
                 self.stats.store_retries += 1
                 self.metrics.store_errors.labels(operation).inc()
                 log.warning("%s failed, retrying in %.1fs: %s", what, delay, exc)
                 self._abort.wait(delay)
                 delay = min(delay * 2, self.config.retry_max_seconds)
                 retrying = True
+            else:
+                self.health.store_ok()
+                return result
 
     async def _publish_dead_letters(self, dead_letters: Sequence[DeadLetter]) -> None:
         if not dead_letters or self._producer is None:
@@ -563,7 +724,9 @@ class Pipeline:
                 start = committed.get(tp.partition, 0)
                 self._consumer.seek(tp, start)
                 self._next_offset[tp.partition] = start
+                self._committed_next[tp.partition] = start
                 self._pending.pop(tp.partition, None)
+            self.health.assigned(tp.partition for tp in assigned)
         log.info("assigned %s, resuming at %s", sorted(tp.partition for tp in assigned), committed)
 
     async def _load_seen_filter(self) -> None:
@@ -589,15 +752,33 @@ class Pipeline:
         )
 
     async def replay_open_batches(self) -> None:
-        """Re-read the exact ranges of every begun-but-unfinished batch and commit it."""
+        """Finish or roll back every begun-but-unfinished batch of the topic, of any log epoch.
+
+        A batch of this log epoch is finished: its exact ranges are re-read and committed. A
+        batch of another epoch cannot be: its log is gone (the embedded broker keeps topics in
+        memory, and a new cluster is a new log). What it wrote is deleted and it is recorded as
+        rolled back, so a producer re-sending its events has them stored, not taken for
+        duplicates; ``reconcile`` lists it.
+        """
         open_batches = await asyncio.to_thread(
-            self._retry_sync, "read open batches", self.store.open_batches,
-            self.log_epoch, self.config.topic,
+            self._retry_sync, "read open batches", self.store.open_batches, self.config.topic,
         )
-        by_id: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
+        by_id: dict[str, list[OpenBatch]] = defaultdict(list)
         for ob in open_batches:
-            by_id[ob.batch_id][ob.partition] = (ob.from_offset, ob.to_offset)
-        for bid, ranges in by_id.items():
+            by_id[ob.batch_id].append(ob)
+        for bid, parts in by_id.items():
+            epoch = parts[0].log_epoch
+            if epoch != self.log_epoch:
+                reason = f"its log (epoch {epoch}) is gone; the log is now {self.log_epoch}"
+                log.error("rolling back unfinished batch %s of %d messages: %s", bid,
+                          sum(p.consumed for p in parts), reason)
+                await asyncio.to_thread(
+                    self._retry_sync, "roll back batch", self.store.roll_back_batch,
+                    self.config.topic, parts, reason,
+                )
+                self.metrics.rolled_back_batches.inc()
+                continue
+            ranges = {p.partition: (p.from_offset, p.to_offset) for p in parts}
             messages = await self._read_ranges(ranges)
             prepared = await asyncio.to_thread(self.prepare, messages)
             if prepared.batch_id != bid:

@@ -43,6 +43,11 @@ class KafkaEventPublisher:
         self._producer = AIOKafkaProducer(**self.kafka_options, acks="all", linger_ms=2)
         await self._producer.start()
 
+    @property
+    def started(self) -> bool:
+        """True once connected (:meth:`start` returned)."""
+        return self._producer is not None
+
     async def stop(self) -> None:
         """Flush and disconnect."""
         if self._producer is not None:

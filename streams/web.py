@@ -48,6 +48,12 @@ def failure_response(exc: BaseException) -> ApiResponse:
     return error(500, "internal_error")
 
 
+def not_ready() -> ApiResponse:
+    """The answer to a request that came before the worker was ready: retry shortly."""
+    answer = error(503, "not_ready")
+    return dataclasses.replace(answer, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 @aiohttp_web.middleware
 async def lago_envelope(
     request: aiohttp_web.Request, handler: Callable
@@ -83,16 +89,26 @@ async def read_body(request: Request, limit: int) -> bytes | None:
 def register_routes(
     app: faust.App, api: Api, *, max_body_bytes: int, dead_letters: DeadLetterApi | None = None,
     control: LagoControlApi | None = None, metrics: Metrics | None = None,
+    readiness: Callable[[], dict] | None = None,
 ) -> None:
     """Add every Meterline route to the Faust app's web server.
 
     Every API route goes through ``guarded``, which counts requests and their latency by route
     *pattern* (the view's ``view_path``, e.g. ``/api/v1/plans/{code}``), never by concrete path.
+    Until ``readiness`` first says ready, every API request is answered 503 with
+    ``Retry-After``; ``/health`` (alive) and ``/ready`` answer from the start.
     """
     metrics = metrics or Metrics()
     server = getattr(app.web, "web_app", None)  # aiohttp's Application (Faust's web driver)
     if server is not None:
         server.middlewares.append(lago_envelope)
+    opened = readiness is None  # the API opens once, the first time the worker is ready
+
+    def is_open() -> bool:
+        nonlocal opened
+        if not opened and readiness is not None and readiness()["ready"]:
+            opened = True
+        return opened
 
     def respond(view: View, result: ApiResponse) -> Response:
         headers = dict(result.headers) if result.headers else None
@@ -127,6 +143,8 @@ def register_routes(
         handler: Callable[[str, bytes | None], Awaitable[ApiResponse]],
         needs_body: bool,
     ) -> Response:
+        if not is_open():
+            return respond(view, not_ready())
         org = api.authenticate(request.headers.get("Authorization"))
         if org is None:
             return respond(view, error(401, "unauthorized"))
@@ -204,6 +222,19 @@ def register_routes(
 
     @app.page("/health")
     class Health(View):
+        """Liveness: the process answers."""
+
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok"})
+
+    @app.page("/ready")
+    class Ready(View):
+        """Readiness: 200 when the worker takes events and makes progress, else 503."""
+
+        async def get(self, request: Request) -> Response:
+            state = readiness() if readiness is not None else {"ready": True, "checks": {}}
+            status = 200 if state["ready"] else 503
+            headers = None if state["ready"] else {"Retry-After": str(RETRY_AFTER_SECONDS)}
+            return self.json({"status": "ready" if state["ready"] else "not_ready", **state},
+                             status=status, headers=headers)
 

@@ -108,12 +108,16 @@ class Harness:
                 raise AssertionError(f"consumed {self.consumed()} of {count}")
             await asyncio.sleep(0.2)
 
-    def check_exact(self, workload) -> None:
-        report = reconcile_report(self.store.reconcile())
+    def check_exact(self, workload, dead_letters: int = 0) -> None:
+        """Every message counted once, no batch left open, usage equal to the unique events;
+        ``dead_letters`` messages were sent besides the workload's."""
+        report = reconcile_report(self.store.reconcile(),
+                                  open_batches=self.store.open_batches(self.topic), now_ms=10**15)
         assert report["ok"], report
         assert report["totals"] == {
-            "consumed": len(workload.messages), "stored": workload.expected.unique,
-            "duplicates": workload.expected.duplicates, "dead_letters": 0,
+            "consumed": len(workload.messages) + dead_letters,
+            "stored": workload.expected.unique,
+            "duplicates": workload.expected.duplicates, "dead_letters": dead_letters,
         }
         usage = UsageService(self.store, lambda: self.catalog.index)
         check_usage(lambda i: usage.usage(ORG, f"s{i}", at=datetime.now(UTC)),

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from meterline.catalog_service import CatalogService
+from meterline.client import MeterlineClient
 from meterline.usage_service import UsageService
 from sinks import migrations
 from sinks.chdb_store import ChdbStore
@@ -96,3 +97,37 @@ def test_a_migration_interrupted_after_dropping_the_old_table_finishes(tmp_path:
         assert len(store.api_keys()) == 1
     finally:
         store.close()
+
+
+def test_a_batch_half_written_before_a_restart_is_rolled_back_and_its_events_count_again(
+    stack_factory, tmp_path
+):
+    """Issue 16, finding 11: a batch killed between its events and its roll-ups kept its events
+    and dedup keys, never got its roll-ups, and a producer re-sending its ids was told they
+    were duplicates. The data directory of release 0.1.0 holds such a batch, of a log epoch
+    (an embedded broker's life) that is gone."""
+    data_dir = tmp_path / "data"
+    release_0_1_0(data_dir)
+    expected = json.loads((FIXTURE / "expected.json").read_text())
+    stack = stack_factory(data_dir=data_dir, METERLINE_RAW_TOPIC="events-raw").start()
+    report = stack.client.get("/api/v1/meterline/reconcile")
+    [rolled] = {r["batch_id"]: r for r in report["rolled_back"]}.values()
+    assert rolled["batch_id"] == expected["half_written_batch"]
+    assert report["open_batches"] == []
+
+    # The release's own key still works, once migrated to a digest.
+    old_key = MeterlineClient(stack.client.url, expected["api_key"])
+    assert old_key.get("/api/v1/billable_metrics")["billable_metrics"]
+    # The producer sends the lost events again: they are stored, not taken for duplicates.
+    resent = [{"transaction_id": f"tx_{i}", "external_subscription_id": "sub_acme",
+               "code": "api_calls", "timestamp": "2026-01-15T00:00:00Z"}
+              for i in range(400, 400 + expected["half_written_events"])]
+    def totals(status: dict) -> tuple[int, int, int]:
+        return tuple(sum(p[k] for p in status["partitions"])  # type: ignore[return-value]
+                     for k in ("consumed", "stored", "duplicates"))
+
+    consumed, stored, duplicates = totals(stack.status())
+    assert (consumed, stored) == (expected["committed_events"], expected["committed_events"])
+    stack.client.post("/api/v1/events/batch", {"events": resent})
+    after = totals(stack.wait_consumed(consumed + len(resent)))
+    assert after == (consumed + len(resent), stored + len(resent), duplicates)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from datetime import UTC, datetime
 
 import orjson
 import pytest
 
 from meterline.api import Api
+from meterline.api_keys import KeyRing, new_key_record
 from meterline.catalog_service import CatalogService
 from meterline.usage_service import UsageService
 from tests.unit.test_catalog import CatalogDocsDouble
@@ -31,7 +33,7 @@ def api_and_publisher():
     catalog = CatalogService(CatalogDocsDouble(), clock=lambda: datetime.now(UTC))  # type: ignore[arg-type]
     publisher = RecordingPublisher()
     api = Api(
-        api_keys=lambda: {"k": "org-1"},
+        key_ring=lambda: KeyRing([new_key_record("k", "org-1", "test")]),
         catalog=catalog,
         usage=UsageService(None, lambda: catalog.index),  # type: ignore[arg-type]
         publisher=publisher,
@@ -51,6 +53,25 @@ def test_authentication(api_and_publisher):
     assert api.authenticate("Bearer nope") is None
     assert api.authenticate("k") is None
     assert api.authenticate(None) is None
+
+
+@pytest.mark.parametrize("header", [
+    "Bearer   k   ", "Bearer  k", "Bearer k ", "bearer k", "Bearer\tk", "Bearer k\n", "Bearer ",
+])
+def test_a_padded_or_altered_key_is_refused(api_and_publisher, header):
+    """Issue 16, finding 9: ``Bearer   KEY   `` was accepted (the key was stripped)."""
+    api, _ = api_and_publisher
+    assert api.authenticate(header) is None
+
+
+def test_keys_are_kept_as_digests_only():
+    record = new_key_record("secret-key", "org-1", "ci")
+    assert "secret-key" not in repr(record)
+    assert record.key_hash == hashlib.sha256(b"secret-key").hexdigest()
+    ring = KeyRing([record, new_key_record("other", "org-2", "ci")])
+    assert ring.organization("Bearer secret-key") == "org-1"
+    assert ring.organization("Bearer other") == "org-2"
+    assert ring.organization("Bearer secret-keY") is None
 
 
 def test_event_is_published_with_org_key_and_ingestion_time(api_and_publisher):

@@ -73,7 +73,9 @@ def test_exported_series_cover_the_issue_list():
         "meterline_catalog_age_seconds", "meterline_rebalances_total",
         "meterline_http_requests_total", "meterline_http_request_seconds_bucket",
         "meterline_usage_read_seconds_bucket", "meterline_store_errors_total",
-        "meterline_store_retries_total",
+        "meterline_store_retries_total", "meterline_pipeline_stalled",
+        "meterline_seconds_since_commit", "meterline_ready",
+        "meterline_quarantined_messages_total", "meterline_rolled_back_batches_total",
     ):
         assert required in names, required
     assert all(name.startswith("meterline_") for name in names)
@@ -201,6 +203,7 @@ def test_alert_rules_cover_the_issue_list():
     assert "meterline_store_errors_total" in text
     assert "meterline_reconciliation_mismatch" in text
     assert 'up{job="meterline"} == 0' in text
+    assert "meterline_pipeline_stalled" in text  # issue 16: a stall is an alert, not a silence
     for rule in rules.values():
         assert rule["labels"]["severity"] in {"warning", "critical"}
         assert rule["annotations"]["summary"]

@@ -49,14 +49,16 @@ class FakeStore:
 
 
 class FakeConsumer:
-    def __init__(self, highwater: dict[int, int | None]):
-        self._highwater = highwater
+    """The broker's end offsets, as the consumer reads them."""
+
+    def __init__(self, end_offsets: dict[int, int]):
+        self._end_offsets = end_offsets
 
     def assignment(self):
-        return {TopicPartition(TOPIC, p) for p in self._highwater}
+        return {TopicPartition(TOPIC, p) for p in self._end_offsets}
 
-    def highwater(self, tp):
-        return self._highwater[tp.partition]
+    async def end_offsets(self, partitions):
+        return {tp: self._end_offsets[tp.partition] for tp in partitions}
 
 
 def pipeline(store: FakeStore | None = None) -> Pipeline:
@@ -143,9 +145,9 @@ def test_store_errors_and_retries_are_counted():
 
 def test_lag_per_partition_and_rebalances():
     p = pipeline()
-    p._consumer = FakeConsumer({0: 160, 1: None, 2: 7})  # type: ignore[assignment]
-    p._next_offset = {0: 150, 1: 3, 2: 7}
-    p._update_lag()
+    p._consumer = FakeConsumer({0: 160, 1: 9, 2: 7})  # type: ignore[assignment]
+    p._committed_next = {0: 150, 2: 7}  # partition 1: assigned, not yet seeked
+    asyncio.run(p.refresh_progress())
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 10
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="1") is None  # unknown
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="2") == 0
@@ -179,3 +181,25 @@ def test_names_are_series_names():
     assert "meterline_freshness_seconds_bucket" in names
     assert "meterline_freshness_seconds" not in names
     assert "meterline_consumer_lag" in names
+
+
+def test_lag_and_stall_are_measured_without_any_commit():
+    """Issue 16, finding 3: the lag gauge stayed 0 during a stall (it was updated only after a
+    commit). Now it comes from the broker on a timer, and a stall shows."""
+    now = [1000.0]
+    p = pipeline()
+    p.health.clock = lambda: now[0]
+    p.health.stall_seconds = 60
+    p._consumer = FakeConsumer({0: 50, 1: 0})  # type: ignore[assignment]
+    p._committed_next = {0: 0, 1: 0}
+    p.health.assigned([0, 1])
+    asyncio.run(p.refresh_progress())
+    assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 50
+    assert sample(p, "meterline_pipeline_stalled") == 0
+    now[0] += 61  # no batch of partition 0 commits for a minute, while it has work
+    p._consumer = FakeConsumer({0: 80, 1: 0})  # type: ignore[assignment]
+    asyncio.run(p.refresh_progress())
+    assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 80
+    assert sample(p, "meterline_pipeline_stalled") == 1
+    assert p.health.stalled_partitions() == [0]  # partition 1 has nothing to do
+    assert sample(p, "meterline_seconds_since_commit", topic=TOPIC, partition="0") == 61

@@ -57,3 +57,12 @@ def test_unknown_type_is_an_error():
     with pytest.raises(ValueError):
         units_for("avg_agg", recurring=False, window=None, before=None, unique_present=None,
                   period=NOV)
+
+
+def test_a_recurring_sum_of_large_stored_sums_keeps_every_digit():
+    """Issue 16: sums are Decimal(76, 12); adding the carried total must not round to 28
+    digits (the default decimal context)."""
+    big = "99999999999999999999999999.123456789012"
+    total = units_for("sum_agg", recurring=True, window=state(total=big),
+                      before=state(total=big), unique_present=None, period=NOV)
+    assert total == Decimal("199999999999999999999999998.246913578024")
