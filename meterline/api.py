@@ -17,7 +17,7 @@ from meterline.usage_service import PeriodOutOfRange, UsageNotFound, UsageServic
 from schemas import exact_json
 from schemas.bounds import MAX_EVENT_BYTES
 from schemas.catalog import CatalogValidationError
-from schemas.errors import VALUE_IS_TOO_LONG, VALUE_OUT_OF_RANGE, InvalidField
+from schemas.errors import VALUE_IS_OUT_OF_RANGE, VALUE_IS_TOO_LONG, InvalidField
 from schemas.event import UsageEvent, event_to_json_dict, parse_event, partition_key
 from schemas.event import validate_event_payload as event_errors
 
@@ -146,7 +146,7 @@ class Api:
         if not isinstance(payload, dict) or root not in payload or payload[root] is None:
             return None, error(400, "bad_request", {root: ["value_is_mandatory"]})
         if root not in _EVENT_ROOTS and exact_json.has_wide_int(payload[root]):
-            return None, error(422, "validation_errors", {root: [VALUE_OUT_OF_RANGE]})
+            return None, error(422, "validation_errors", {root: [VALUE_IS_OUT_OF_RANGE]})
         return payload[root], None
 
     # --- events --------------------------------------------------------------------------------

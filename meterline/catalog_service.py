@@ -8,6 +8,7 @@ compacted catalog topic that carries changes to the other workers).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -30,6 +31,8 @@ from schemas.catalog import (
     parse_subscription,
 )
 from sinks.store import CatalogDoc, Store
+
+log = logging.getLogger("meterline.catalog")
 
 KINDS = ("billable_metric", "plan", "customer", "subscription")
 _DOC_KEYS = {
@@ -61,6 +64,8 @@ class CatalogService:
         self.version = 0
         self.changed_at_ms = 0  # effective time of the newest version (0: no catalog yet)
         self.listeners: list[Callable[[list[CatalogDoc]], None]] = []
+        # (organization, kind, key, version) of stored versions today's rules reject
+        self.skipped_versions: list[tuple[str, str, str, int]] = []
         # run on every change before it is written; raise CatalogValidationError to refuse it
         # (the catalog topic refuses versions too large to publish)
         self.checks: list[Callable[[list[CatalogDoc]], None]] = []
@@ -87,7 +92,17 @@ class CatalogService:
                 if any(v.version == doc.version for v in versions):
                     continue
                 body = None if doc.deleted else exact_json.loads(doc.body)
-                resource = None if doc.deleted else self._parse(doc.kind, body, doc.organization_id)
+                try:
+                    resource = None if doc.deleted else self._parse(
+                        doc.kind, body, doc.organization_id)
+                except (CatalogValidationError, ValueError) as exc:
+                    # Stored by an earlier release whose rules were looser: never stop the
+                    # worker over it; the previous version stays in force.
+                    log.error("catalog: %s %s version %d is invalid today and is skipped: %s",
+                              doc.kind, doc.key, doc.version, exc)
+                    self.skipped_versions.append((doc.organization_id, doc.kind, doc.key,
+                                                  doc.version))
+                    continue
                 versions.append(_Version(doc.version, doc.effective_at_ms, resource, body))
                 self.changed_at_ms = max(self.changed_at_ms, doc.effective_at_ms)
                 versions.sort(key=lambda v: v.version)

@@ -27,13 +27,16 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_INSTANT_MS",
     "MIN_INSTANT_MS",
+    "VALUE_IS_OUT_OF_RANGE",
     "VALUE_OUT_OF_RANGE",
     "decimal_fits",
     "instant_fits",
 ]
 
-#: Reason code (dead letters) and error code (HTTP 422) of a value the store cannot hold.
+#: Dead-letter reason code of a value the store cannot hold.
 VALUE_OUT_OF_RANGE = "value_out_of_range"
+#: The HTTP 422 code (``error_details``) of the same: Lago's code for a value out of range.
+VALUE_IS_OUT_OF_RANGE = "value_is_out_of_range"
 
 #: Decimals are stored with 12 decimals and 38 digits: |value| < 10**26.
 DECIMAL_SCALE = 12

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from schemas.bounds import VALUE_OUT_OF_RANGE
+from schemas.bounds import VALUE_IS_OUT_OF_RANGE
 
 __all__ = [
     "INVALID_FORMAT",
     "INVALID_TYPE",
     "INVALID_VALUE",
     "VALUE_IS_MANDATORY",
+    "VALUE_IS_OUT_OF_RANGE",
     "VALUE_IS_TOO_LONG",
-    "VALUE_OUT_OF_RANGE",
     "InvalidField",
 ]
 
@@ -25,7 +25,7 @@ INVALID_VALUE = "invalid_value"
 VALUE_IS_TOO_LONG = "value_is_too_long"
 #: Timestamp that is neither Unix seconds nor RFC 3339 — Lago's code for timestamps.
 INVALID_FORMAT = "invalid_format"
-# VALUE_OUT_OF_RANGE (defined in schemas.bounds): a well-formed number or instant the store
+# VALUE_IS_OUT_OF_RANGE (defined in schemas.bounds): a well-formed number or instant the store
 # cannot hold (an amount ≥ 10**26, a timestamp outside [1970, 2100)).
 
 

@@ -15,9 +15,10 @@ Decisions where the SPEC is silent (Lago's behaviour unless noted):
 * ``precise_total_amount_cents``: number or numeric string (:mod:`schemas.numbers`); bool,
   list, object → ``invalid_type``; non-numeric string (including ``""``), NaN/±inf →
   ``invalid_value``; a number that does not fit ``Decimal(38, 12)`` (``≥ 10**26``,
-  :func:`schemas.bounds.decimal_fits`) → ``value_out_of_range``. Stored as a normalized exact
-  Decimal.
-* ``timestamp``: see :mod:`schemas.timestamps` (outside ``[1970, 2100)`` → ``value_out_of_range``).
+  :func:`schemas.bounds.decimal_fits`) → ``value_is_out_of_range`` (on the raw topic a
+  ``value_out_of_range`` dead letter). Stored as a normalized exact Decimal.
+* ``timestamp``: see :mod:`schemas.timestamps` (outside ``[1970, 2100)`` →
+  ``value_is_out_of_range``).
 * Unknown extra fields are ignored.
 """
 
@@ -33,8 +34,8 @@ from schemas.errors import (
     INVALID_TYPE,
     INVALID_VALUE,
     VALUE_IS_MANDATORY,
+    VALUE_IS_OUT_OF_RANGE,
     VALUE_IS_TOO_LONG,
-    VALUE_OUT_OF_RANGE,
     InvalidField,
 )
 from schemas.numbers import decimal_to_string, to_decimal
@@ -126,10 +127,11 @@ def _precise_total_amount_cents(obj: dict[str, Any]) -> Decimal | None:
     if amount is None:
         if isinstance(value, int) or (isinstance(value, Decimal) and value.is_finite()):
             # a number beyond ±10**1000 (schemas.numbers.MAX_EXPONENT)
-            raise InvalidField(field, VALUE_OUT_OF_RANGE, f"{field} does not fit Decimal(38, 12)")
+            raise InvalidField(
+                field, VALUE_IS_OUT_OF_RANGE, f"{field} does not fit Decimal(38, 12)")
         raise InvalidField(field, INVALID_VALUE, f"{field} is not a valid decimal")
     if not decimal_fits(amount):
-        raise InvalidField(field, VALUE_OUT_OF_RANGE, f"{field} does not fit Decimal(38, 12)")
+        raise InvalidField(field, VALUE_IS_OUT_OF_RANGE, f"{field} does not fit Decimal(38, 12)")
     return amount
 
 

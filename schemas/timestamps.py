@@ -16,7 +16,7 @@ Decisions where the SPEC is silent:
   (:data:`schemas.bounds.MIN_INSTANT_MS`, :data:`schemas.bounds.MAX_INSTANT_MS`): the roll-up
   buckets are 32-bit ``DateTime`` and would wrap beyond it. A well-formed timestamp outside it
   (``-1``, ``1e20``, ``"2100-01-01T00:00:00Z"``, ``"1969-12-31T23:59:59Z"``) is
-  ``value_out_of_range``; a malformed one is ``invalid_format``.
+  ``value_is_out_of_range``; a malformed one is ``invalid_format``.
 * Numbers are exact: a ``Decimal`` (what :mod:`schemas.exact_json` reads a JSON number with a
   fraction as) is floored to the millisecond from all of its digits.
 * Empty strings are invalid (only a missing/``null`` timestamp means "now").
@@ -29,7 +29,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 
-from schemas.bounds import MAX_INSTANT_MS, MIN_INSTANT_MS, VALUE_OUT_OF_RANGE
+from schemas.bounds import MAX_INSTANT_MS, MIN_INSTANT_MS, VALUE_IS_OUT_OF_RANGE
 from schemas.errors import INVALID_FORMAT, INVALID_TYPE, InvalidField
 from schemas.numbers import to_decimal
 
@@ -147,7 +147,7 @@ def parse_timestamp_ms(value: object, *, now_ms: int) -> int:
     fraction truncated (floor) to the millisecond. RFC 3339 string with an offset → its UTC
     instant, truncated to the millisecond; naive or date-only strings are rejected.
     Raises :class:`InvalidField` (field ``"timestamp"``): code ``invalid_type`` for bool, list,
-    dict and other non-str/non-number types, ``value_out_of_range`` for a well-formed instant
+    dict and other non-str/non-number types, ``value_is_out_of_range`` for a well-formed instant
     outside ``[1970-01-01, 2100-01-01)`` (:mod:`schemas.bounds`), ``invalid_format`` for
     anything else (NaN, ±inf, empty string, garbage, naive date-times).
     """
@@ -178,7 +178,7 @@ def parse_timestamp_ms(value: object, *, now_ms: int) -> int:
     if ms is None:
         raise _invalid(value)
     if not MIN_INSTANT_MS <= ms < MAX_INSTANT_MS:
-        raise _invalid(value, VALUE_OUT_OF_RANGE)
+        raise _invalid(value, VALUE_IS_OUT_OF_RANGE)
     return ms
 
 

@@ -148,7 +148,7 @@ def decode(message: RawMessage) -> UsageEvent | DeadLetter:
     try:
         return parse_event(obj, now_ms=message.timestamp)
     except InvalidField as exc:
-        code = VALUE_OUT_OF_RANGE if exc.code == VALUE_OUT_OF_RANGE else INVALID_EVENT
+        code = VALUE_OUT_OF_RANGE if exc.code == bounds.VALUE_IS_OUT_OF_RANGE else INVALID_EVENT
         return DeadLetter(message, code, f"{exc.field}: {exc.code}: {exc}")
 
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from enrichment.catalog_index import CatalogIndex
+from schemas import bounds
 from sinks import ddl, wire
 from sinks.store import (
     VALUE_RANGE_ERROR_CODES,
@@ -49,7 +50,7 @@ log = logging.getLogger("meterline.pipeline")
 SEEN_FILTER_MARGIN_MS = DAY_MS
 
 # Reason codes of messages whose rows the store refused (see Pipeline._quarantine).
-VALUE_OUT_OF_RANGE = "value_out_of_range"
+VALUE_OUT_OF_RANGE = bounds.VALUE_OUT_OF_RANGE
 STORAGE_REJECTED = "storage_rejected"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import orjson
 import pytest
 
 from meterline.catalog_service import CatalogService
@@ -95,3 +96,20 @@ def test_catalog_survives_a_reload_with_pinned_subscription_start():
     sub = later.index.subscription_by_id("org", "s")
     assert sub is not None and sub.started_at == NOW  # not the reload time
     assert ("org", "calls") in later.index.metrics
+
+
+def test_a_stored_version_todays_rules_reject_is_skipped_at_load_not_fatal():
+    """Issue 16: bounds added to the catalog (rounding_precision, amounts) must not stop a
+    worker whose store holds a version an earlier release accepted."""
+    store = CatalogDocsDouble()
+    service = CatalogService(store, clock=lambda: NOW)  # type: ignore[arg-type]
+    service.apply_document("org", {"billable_metrics": [
+        {"code": "calls", "aggregation_type": "count_agg", "rounding_precision": 2}]})
+    old_release = orjson.dumps({"code": "calls", "aggregation_type": "count_agg",
+                                "rounding_function": "round",
+                                "rounding_precision": 10**9}).decode()
+    store.docs.append(CatalogDoc("org", "billable_metric", "calls", old_release, version=99))
+    later = CatalogService(store, clock=lambda: NOW)  # type: ignore[arg-type]
+    later.load()  # does not raise
+    assert later.skipped_versions == [("org", "billable_metric", "calls", 99)]
+    assert later.index.metrics[("org", "calls")].rounding_precision == 2

@@ -296,12 +296,12 @@ def test_decode_uses_the_fast_path_and_keeps_the_error_codes() -> None:
 
 @pytest.mark.parametrize(("overrides", "code", "reason"), [
     ({"precise_total_amount_cents": "1e400"}, VALUE_OUT_OF_RANGE,
-     "precise_total_amount_cents: value_out_of_range"),
+     "precise_total_amount_cents: value_is_out_of_range"),
     ({"precise_total_amount_cents": 10**26}, VALUE_OUT_OF_RANGE,
-     "precise_total_amount_cents: value_out_of_range"),
-    ({"timestamp": 4_102_444_800}, VALUE_OUT_OF_RANGE, "timestamp: value_out_of_range"),
-    ({"timestamp": "2200-01-01T00:00:00Z"}, VALUE_OUT_OF_RANGE, "timestamp: value_out_of_range"),
-    ({"timestamp": -1}, VALUE_OUT_OF_RANGE, "timestamp: value_out_of_range"),
+     "precise_total_amount_cents: value_is_out_of_range"),
+    ({"timestamp": 4_102_444_800}, VALUE_OUT_OF_RANGE, "timestamp: value_is_out_of_range"),
+    ({"timestamp": "2200-01-01T00:00:00Z"}, VALUE_OUT_OF_RANGE, "timestamp: value_is_out_of_range"),
+    ({"timestamp": -1}, VALUE_OUT_OF_RANGE, "timestamp: value_is_out_of_range"),
     ({"external_subscription_id": "s" * 257}, INVALID_EVENT,
      "external_subscription_id: value_is_too_long"),
     ({"code": "c" * 257}, INVALID_EVENT, "code: value_is_too_long"),

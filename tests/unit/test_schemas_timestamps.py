@@ -78,25 +78,25 @@ INVALID = [
     (Decimal("NaN"), "invalid_format"),
     (Decimal("Infinity"), "invalid_format"),
     # well-formed, outside [1970-01-01, 2100-01-01) (schemas.bounds): the store cannot hold it
-    (-1, "value_out_of_range"),
-    (-0.001, "value_out_of_range"),
-    (-1e-300, "value_out_of_range"),
-    ("-1", "value_out_of_range"),
-    ("-0.0001", "value_out_of_range"),
-    (Decimal("-0.0001"), "value_out_of_range"),
-    (1e300, "value_out_of_range"),
-    (10**20, "value_out_of_range"),
-    (10**4000, "value_out_of_range"),
-    (Decimal("1E+400"), "value_out_of_range"),
-    (Decimal("1E+999999999"), "value_out_of_range"),
-    (4_102_444_800, "value_out_of_range"),  # 2100-01-01T00:00:00Z: the first instant refused
-    (4_102_444_800.0, "value_out_of_range"),
-    ("4102444800", "value_out_of_range"),
-    (Decimal("4102444800.000"), "value_out_of_range"),
-    ("2100-01-01T00:00:00Z", "value_out_of_range"),
-    ("2100-01-01T01:00:00+01:00", "value_out_of_range"),
-    ("2106-02-07T06:28:16Z", "value_out_of_range"),  # where 32-bit DateTime wraps
-    ("9999-12-31T23:59:59.999Z", "value_out_of_range"),
+    (-1, "value_is_out_of_range"),
+    (-0.001, "value_is_out_of_range"),
+    (-1e-300, "value_is_out_of_range"),
+    ("-1", "value_is_out_of_range"),
+    ("-0.0001", "value_is_out_of_range"),
+    (Decimal("-0.0001"), "value_is_out_of_range"),
+    (1e300, "value_is_out_of_range"),
+    (10**20, "value_is_out_of_range"),
+    (10**4000, "value_is_out_of_range"),
+    (Decimal("1E+400"), "value_is_out_of_range"),
+    (Decimal("1E+999999999"), "value_is_out_of_range"),
+    (4_102_444_800, "value_is_out_of_range"),  # 2100-01-01T00:00:00Z: the first instant refused
+    (4_102_444_800.0, "value_is_out_of_range"),
+    ("4102444800", "value_is_out_of_range"),
+    (Decimal("4102444800.000"), "value_is_out_of_range"),
+    ("2100-01-01T00:00:00Z", "value_is_out_of_range"),
+    ("2100-01-01T01:00:00+01:00", "value_is_out_of_range"),
+    ("2106-02-07T06:28:16Z", "value_is_out_of_range"),  # where 32-bit DateTime wraps
+    ("9999-12-31T23:59:59.999Z", "value_is_out_of_range"),
     ("2026-11-21", "invalid_format"),  # date without time
     ("2026-11-21T10:00:00", "invalid_format"),  # naive: rejected, not guessed UTC
     ("2026-11-21T10:00:00.123", "invalid_format"),
@@ -108,10 +108,10 @@ INVALID = [
     ("2026-11-21T10:00:60Z", "invalid_format"),
     ("2026-13-21T10:00:00Z", "invalid_format"),
     ("2026-11-21T10:00:00+25:00", "invalid_format"),
-    ("1969-12-31T23:59:59Z", "value_out_of_range"),
-    ("1969-12-31T23:59:59.999Z", "value_out_of_range"),
-    ("9999-12-31T23:59:59-01:00", "value_out_of_range"),
-    ("0001-01-01T00:00:00+01:00", "value_out_of_range"),
+    ("1969-12-31T23:59:59Z", "value_is_out_of_range"),
+    ("1969-12-31T23:59:59.999Z", "value_is_out_of_range"),
+    ("9999-12-31T23:59:59-01:00", "value_is_out_of_range"),
+    ("0001-01-01T00:00:00+01:00", "value_is_out_of_range"),
     ("2026-11-21 10:00:00 UTC", "invalid_format"),  # Lago: Time.current.to_s is invalid
 ]
 
@@ -168,7 +168,7 @@ def test_property_decimal_seconds_floor_exactly(d: Decimal) -> None:
     if expected >= MAX_INSTANT_MS:
         with pytest.raises(InvalidField) as info:
             parse_timestamp_ms(d, now_ms=NOW)
-        assert info.value.code == "value_out_of_range"
+        assert info.value.code == "value_is_out_of_range"
     else:
         assert parse_timestamp_ms(d, now_ms=NOW) == expected
 
@@ -188,7 +188,7 @@ def test_property_float_seconds_near_millisecond_boundaries(ms: int, delta: floa
     if expected > MAX_TIMESTAMP_MS:
         with pytest.raises(InvalidField) as info:
             parse_timestamp_ms(x, now_ms=NOW)
-        assert info.value.code == "value_out_of_range"
+        assert info.value.code == "value_is_out_of_range"
     else:
         assert parse_timestamp_ms(x, now_ms=NOW) == expected
 
