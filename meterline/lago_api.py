@@ -23,6 +23,7 @@ import orjson
 from billing import billing_period_bounds
 from meterline.api import Api, ApiResponse, error, iso_ms
 from meterline.catalog_service import CatalogService
+from schemas import exact_json
 from schemas.catalog import (
     BillableMetric,
     CatalogValidationError,
@@ -676,9 +677,9 @@ def event_json(org: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """Lago's ``event`` object from a stored enriched row."""
     properties = row.get("properties")
     if isinstance(properties, str | bytes):
-        try:
-            properties = orjson.loads(properties or b"{}")
-        except orjson.JSONDecodeError:
+        try:  # every digit of a number property, as it was sent
+            properties = exact_json.loads(properties or b"{}")
+        except exact_json.JSONDecodeError:
             properties = {}
     precise = row.get("precise_total_amount_cents")
     if isinstance(precise, Decimal):
@@ -707,17 +708,22 @@ def _keep_filter_ids(filters: Any, previous: Mapping[str, Any]) -> Any:
     if not isinstance(filters, list):
         return filters
     old = {
-        orjson.dumps(f.get("values"), option=orjson.OPT_SORT_KEYS): f.get("lago_id")
+        _values_key(f.get("values")): f.get("lago_id")
         for f in previous.get("filters") or [] if isinstance(f, Mapping) and f.get("lago_id")
     }
     out = []
     for f in filters:
         if isinstance(f, Mapping) and not f.get("lago_id"):
-            try:
-                key = orjson.dumps(f.get("values"), option=orjson.OPT_SORT_KEYS)
-            except TypeError:
-                key = b""
+            key = _values_key(f.get("values"))
             if key in old:
                 f = {**f, "lago_id": old[key]}
         out.append(f)
     return out
+
+
+def _values_key(values: Any) -> bytes:
+    """A charge filter's values as comparable bytes (numbers with every digit)."""
+    try:
+        return exact_json.dumps(values, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, ValueError):
+        return b""

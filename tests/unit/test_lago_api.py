@@ -18,7 +18,7 @@ from lago_python_client.models.plan import PlanResponse
 from lago_python_client.models.subscription import SubscriptionResponse
 
 from meterline.catalog_service import CatalogService
-from meterline.lago_api import LagoControlApi
+from meterline.lago_api import LagoControlApi, _keep_filter_ids, event_json
 from tests.unit.test_catalog import CatalogDocsDouble
 
 ORG = "org-1"
@@ -464,3 +464,17 @@ def test_event_lookup_by_transaction_id(setup):
     assert missing.status == 404 and missing.body["code"] == "event_not_found"
     assert control.get_event("other-org", "t-1").status == 404
     assert control.get_event(ORG, "t-1", {"external_subscription_id": "s9"}).status == 404
+
+
+def test_event_lookup_keeps_every_digit_of_a_number_property():
+    """Issue 16, finding 5: stored properties were read back as floats."""
+    row = {"properties": '{"gb": 12345678.123456789012, "n": 1180591620717411303424}',
+           "transaction_id": "t", "external_subscription_id": "s", "timestamp_ms": 0}
+    properties = event_json("org", row)["properties"]
+    assert properties == {"gb": Decimal("12345678.123456789012"), "n": 2**70}
+
+
+def test_filter_ids_are_kept_for_values_with_exact_numbers():
+    previous = {"filters": [{"values": {"size": [Decimal("0.5")]}, "lago_id": "f1"}]}
+    kept = _keep_filter_ids([{"values": {"size": [Decimal("0.5")]}}], previous)
+    assert kept == [{"values": {"size": [Decimal("0.5")]}, "lago_id": "f1"}]
