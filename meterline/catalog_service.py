@@ -25,6 +25,7 @@ from schemas.catalog import (
     Customer,
     Plan,
     Subscription,
+    charge_metric_errors,
     parse_billable_metric,
     parse_customer,
     parse_plan,
@@ -262,16 +263,14 @@ class CatalogService:
                 listener(docs)
 
     def _check_references(self, org: str, new: list[Any]) -> None:
-        metrics = {self.key_of(m) for m in self.list(org, "billable_metric")}
-        metrics |= {r.code for r in new if isinstance(r, BillableMetric)}
+        metrics = {m.code: m for m in self.list(org, "billable_metric")}
+        metrics |= {r.code: r for r in new if isinstance(r, BillableMetric)}
         plans = {self.key_of(p) for p in self.list(org, "plan")}
         plans |= {r.code for r in new if isinstance(r, Plan)}
         errors: dict[str, list[str]] = {}
         for resource in new:
             if isinstance(resource, Plan):
-                for charge in resource.charges:
-                    if charge.billable_metric_code not in metrics:
-                        errors.setdefault("billable_metric_code", []).append("metric_not_found")
+                _check_charges(resource, metrics, errors)
             if isinstance(resource, Subscription) and resource.plan_code not in plans:
                 errors.setdefault("plan_code", []).append("plan_not_found")
         if errors:
@@ -286,6 +285,22 @@ class CatalogService:
             },
             version=self.version,
         )
+
+
+def _check_charges(
+    plan: Plan, metrics: Mapping[str, BillableMetric], errors: dict[str, list[str]]
+) -> None:
+    """Each charge's metric exists, and Lago allows the charge on it
+    (schemas.catalog.charge_metric_errors: app/models/charge.rb validations, the percentage
+    validators, app/models/charge_filter_value.rb)."""
+    for charge in plan.charges:
+        metric = metrics.get(charge.billable_metric_code)
+        if metric is None:
+            errors.setdefault("billable_metric_code", []).append("metric_not_found")
+            continue
+        for field, codes in charge_metric_errors(charge, metric).items():
+            known = errors.setdefault(field, [])
+            known.extend(c for c in codes if c not in known)
 
 
 def _validated_plan(plan: Plan) -> Plan:

@@ -33,6 +33,13 @@ CHARGE_MODELS = frozenset(
         "dynamic",
     }
 )
+#: Lago's ``BillableMetric::AGGREGATION_TYPES_PAYABLE_IN_ADVANCE``
+#: (getlago/lago-api app/models/billable_metric.rb:38; ``custom_agg`` aside, not supported here).
+PAYABLE_IN_ADVANCE_TYPES = frozenset({"count_agg", "sum_agg", "unique_count_agg"})
+#: Charge models whose Lago validator refuses a ``latest_agg`` metric
+#: (app/services/charges/validators/percentage_service.rb:23-27,
+#: graduated_percentage_service.rb:32-36).
+NOT_ON_LATEST_AGG = frozenset({"percentage", "graduated_percentage"})
 PLAN_INTERVALS = frozenset({"weekly", "monthly", "quarterly", "yearly"})
 BILLING_TIMES = frozenset({"calendar", "anniversary"})
 ROUNDING_FUNCTIONS = frozenset({"round", "ceil", "floor"})
@@ -495,6 +502,73 @@ def parse_plan(obj: Any, organization_id: str) -> Plan:
         amount_cents=amount_cents,
         charges=tuple(c for c in charges if c is not None),
     )
+
+
+def charge_metric_errors(charge: Charge, metric: BillableMetric) -> dict[str, list[str]]:
+    """Lago's rules between a charge and its billable metric; {} when the pair is allowed.
+
+    Each rule, its field and code are Lago's (getlago/lago-api):
+
+    - ``percentage`` and ``graduated_percentage`` not on ``latest_agg``: ``billable_metric``
+      ``invalid_value`` (app/services/charges/validators/percentage_service.rb:23-27,
+      graduated_percentage_service.rb:32-36);
+    - ``dynamic`` only on ``sum_agg``: ``charge_model`` ``invalid_aggregation_type_or_charge_model``
+      (app/models/charge.rb:124-129, ``validate_dynamic``);
+    - ``pay_in_advance`` neither on ``volume`` nor on a metric outside
+      :data:`PAYABLE_IN_ADVANCE_TYPES`: ``pay_in_advance``
+      ``invalid_aggregation_type_or_charge_model`` (charge.rb:131-137);
+    - ``prorated`` only as :func:`_may_prorate` says: ``prorated``
+      ``invalid_billable_metric_or_charge_model`` (charge.rb:153-167);
+    - a positive ``min_amount_cents`` not with ``pay_in_advance``: ``min_amount_cents``
+      ``not_compatible_with_pay_in_advance`` (charge.rb:147-151);
+    - charge filter values among the metric's filters: :func:`_filter_value_errors`.
+    """
+    errors = _Errors()
+    model, agg = charge.charge_model, metric.aggregation_type
+    if model in NOT_ON_LATEST_AGG and agg == "latest_agg":
+        errors.add("billable_metric", "invalid_value")
+    if model == "dynamic" and agg != "sum_agg":
+        errors.add("charge_model", "invalid_aggregation_type_or_charge_model")
+    if charge.pay_in_advance and (model == "volume" or agg not in PAYABLE_IN_ADVANCE_TYPES):
+        errors.add("pay_in_advance", "invalid_aggregation_type_or_charge_model")
+    if charge.prorated and not _may_prorate(charge, metric):
+        errors.add("prorated", "invalid_billable_metric_or_charge_model")
+    if charge.pay_in_advance and charge.min_amount_cents > 0:
+        errors.add("min_amount_cents", "not_compatible_with_pay_in_advance")
+    for field_name, code in _filter_value_errors(charge, metric):
+        if code not in errors.details.get(field_name, []):
+            errors.add(field_name, code)
+    return errors.details
+
+
+def _may_prorate(charge: Charge, metric: BillableMetric) -> bool:
+    """Lago's ``Charge#validate_prorated`` (app/models/charge.rb:153-167): a recurring metric,
+    not ``weighted_sum_agg`` (it prorates already); paid in advance: ``standard`` only; in
+    arrears: ``standard``, ``volume`` or ``graduated``."""
+    if metric.aggregation_type == "weighted_sum_agg" or not metric.recurring:
+        return False
+    if charge.pay_in_advance:
+        return charge.charge_model == "standard"
+    return charge.charge_model in ("standard", "volume", "graduated")
+
+
+def _filter_value_errors(charge: Charge, metric: BillableMetric) -> list[tuple[str, str]]:
+    """Lago's ``ChargeFilterValue`` (app/models/charge_filter_value.rb:12, 25-32): a key the metric
+    does not declare has no ``billable_metric_filter`` (belongs_to: ``relation_must_exist``),
+    and values not all among the metric filter's are ``values`` ``value_is_invalid``. Lago's
+    ``__ALL_FILTER_VALUES__`` wildcard is not supported (filters match literal values), so it
+    is refused as any other undeclared value."""
+    declared: dict[str, set[str]] = {}
+    for metric_filter in metric.filters:
+        declared.setdefault(metric_filter.key, set()).update(metric_filter.values)
+    found: list[tuple[str, str]] = []
+    for charge_filter in charge.filters:
+        for key, values in charge_filter.values:
+            if key not in declared:
+                found.append(("billable_metric_filter", "relation_must_exist"))
+            if not set(values) <= declared.get(key, set()):
+                found.append(("values", "value_is_invalid"))
+    return found
 
 
 def parse_customer(obj: Any, organization_id: str) -> Customer:
