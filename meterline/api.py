@@ -5,6 +5,7 @@ Errors use Lago's envelope. ``streams.web`` binds these handlers to Faust's web 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -61,6 +62,18 @@ def error(status: int, code: str, details: Mapping[str, Any] | None = None) -> A
     if details is not None:
         body["error_details"] = dict(details)
     return ApiResponse(status, body)
+
+
+def page_meta(page: int, per_page: int, total: int) -> dict[str, Any]:
+    """Lago's pagination ``meta`` of page ``page`` (from 1) of ``total`` items."""
+    pages = math.ceil(total / per_page)
+    return {
+        "current_page": page,
+        "next_page": page + 1 if page < pages else None,
+        "prev_page": page - 1 if page > 1 else None,
+        "total_pages": pages,
+        "total_count": total,
+    }
 
 
 def iso_ms(ms: int) -> str:

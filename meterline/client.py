@@ -57,6 +57,14 @@ class MeterlineClient:
         """POST ``body`` as JSON to ``path``."""
         return self.request("POST", path, body)
 
+    def ready(self) -> bool:
+        """True when the stack is ready (``/ready`` answers 200: it takes events)."""
+        try:
+            with urllib.request.urlopen(self.url + "/ready", timeout=2) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
     def healthy(self) -> bool:
         """True when the API answers its health check."""
         try:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
-from meterline.api import ApiResponse, EventPublisher, error
+from meterline.api import ApiResponse, EventPublisher, error, page_meta
 from schemas.bounds import MAX_ID_LENGTH, instant_fits
 from schemas.catalog import parse_datetime
 from schemas.event import partition_key
@@ -111,7 +110,6 @@ class DeadLetterApi:
         if details or page is None or per_page is None:
             return error(422, "validation_errors", details)
         total = self.store.count_dead_letters(**filters)
-        pages = math.ceil(total / per_page)
         skip = (page - 1) * per_page
         letters = (
             self.store.dead_letters(**filters, limit=per_page, offset=skip,
@@ -120,13 +118,7 @@ class DeadLetterApi:
         )
         return ApiResponse(200, {
             "dead_letters": [self._render(d, preview=True) for d in letters],
-            "meta": {
-                "current_page": page,
-                "next_page": page + 1 if page < pages else None,
-                "prev_page": page - 1 if page > 1 else None,
-                "total_pages": pages,
-                "total_count": total,
-            },
+            "meta": page_meta(page, per_page, total),
         })
 
     def get(self, org: str, topic: str, partition: str, offset: str) -> ApiResponse:

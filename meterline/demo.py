@@ -73,12 +73,10 @@ def run_demo(*, data_dir: Path | None, event_count: int) -> int:
         )
     try:
         client = MeterlineClient(f"http://127.0.0.1:{port}", env["METERLINE_API_KEY"])
-        _wait(lambda: stack.poll() is not None or client.healthy(), 120, "the HTTP API")
+        _wait(lambda: stack.poll() is not None or client.ready(), 120, "the stack to be ready")
         if stack.poll() is not None:
             print(log_path.read_text()[-3000:], file=sys.stderr)
             return 1
-        _wait(lambda: client.get("/api/v1/meterline/status").get("log_epoch"), 120,
-              "the pipeline")
         applied = client.post("/api/v1/meterline/catalog", {"catalog": sample_catalog()})
         print(f"Catalog applied: {applied['applied']}", flush=True)
 

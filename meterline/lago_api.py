@@ -11,7 +11,6 @@ Every method is synchronous (the catalog writes to the store) and scoped to one 
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from typing import Any
 import orjson
 
 from billing import billing_period_bounds
-from meterline.api import Api, ApiResponse, error, iso_ms
+from meterline.api import Api, ApiResponse, error, iso_ms, page_meta
 from meterline.catalog_service import CatalogService
 from schemas import exact_json
 from schemas.catalog import (
@@ -134,18 +133,10 @@ class LagoControlApi:
     ) -> ApiResponse:
         page = _positive_int(_first(query, "page"), 1)
         per_page = min(_positive_int(_first(query, "per_page"), DEFAULT_PER_PAGE), MAX_PER_PAGE)
-        total = len(items)
-        pages = math.ceil(total / per_page)
         chunk = items[(page - 1) * per_page: page * per_page]
         return ApiResponse(200, {
             root: [serialize(item) for item in chunk],
-            "meta": {
-                "current_page": page,
-                "next_page": page + 1 if page < pages else None,
-                "prev_page": page - 1 if page > 1 else None,
-                "total_pages": pages,
-                "total_count": total,
-            },
+            "meta": page_meta(page, per_page, len(items)),
         })
 
     def _newest_first(self, org: str, kind: str, items: list[Any]) -> list[Any]:

@@ -452,8 +452,9 @@ class Pipeline:
                 await self._write_rows(batch, tokens)
                 break
             except StoreDataError as refusal:
-                batch = await self._quarantine(batch, refusal)
-                tokens = f"{bid}:q{uuid.uuid4().hex[:12]}"
+                revised = await self._quarantine(batch, refusal)
+                if revised is not batch:  # its earlier rows are deleted: fresh tokens
+                    batch, tokens = revised, f"{bid}:q{uuid.uuid4().hex[:12]}"
         # 6. dead-letter topic, for subscribers. Crash after: a replay publishes them again
         #    (the topic is at-least-once; the table is exact).
         await self._publish_dead_letters(batch.dead_letters)

@@ -46,7 +46,7 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack_factory, kafk
     kills = 0
     for chunk in chunks:
         produce(kafka_bootstrap, stack.topic, chunk)
-        time.sleep(rng.uniform(0.05, 2.5))  # a random moment: fetching, writing, committing
+        time.sleep(rng.uniform(0.02, 1.2))  # a random moment: fetching, writing, committing
         stack.process.send_signal(signal.SIGKILL)
         assert stack.process.wait(30) == -signal.SIGKILL
         kills += 1

@@ -91,6 +91,7 @@ def test_poison_among_thousands_of_good_events_with_a_crash_mid_quarantine(
         # dead, not stopped: no batch in hand is finished; only its connections go
         await first._consumer.stop()
         await first._producer.stop()
+        await first._gc.stop()  # the process's garbage collector policy dies with it too
         second = harness.worker()
         second_task = await start(second)
         await harness.wait_consumed(len(messages))
