@@ -92,6 +92,64 @@ def _credentials(settings: Settings) -> Any:
     return None
 
 
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    """What the hot path takes from the settings."""
+    return PipelineConfig(
+        topic=settings.raw_topic,
+        dead_letter_topic=settings.dead_letter_topic,
+        group_id=settings.consumer_group,
+        batch_max_events=settings.batch_max_events,
+        batch_max_seconds=settings.batch_max_seconds,
+        dedup_window_days=settings.dedup_window_days,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        gc_collect_seconds=settings.gc_collect_seconds,
+        stall_seconds=settings.stall_seconds,
+    )
+
+
+@dataclasses.dataclass
+class Reports:
+    """The status and reconciliation answers of a running worker."""
+
+    store: Store
+    runtime: Runtime
+    settings: Settings
+    catalog: CatalogService
+
+    async def status(self) -> dict[str, Any]:
+        """Pipeline counters, per-partition counts of committed batches, readiness."""
+        counts = await asyncio.to_thread(self.store.partition_counts)
+        pipeline = self.runtime.pipeline
+        return {
+            "log_epoch": pipeline.log_epoch if pipeline else None,
+            "catalog_version": self.catalog.version,
+            "catalog_skipped_versions": self.catalog.skipped_versions,
+            "pipeline": dataclasses.asdict(pipeline.stats) if pipeline else {},
+            "partitions": [dataclasses.asdict(c) for c in counts],
+            "reconciled": all(c.consumed == c.stored + c.duplicates + c.dead_letters
+                              for c in counts),
+            "readiness": self.runtime.readiness(),
+        }
+
+    async def reconcile(self) -> dict[str, Any]:
+        """The reconciliation report (see :func:`aggregation.reconciliation.reconcile_report`),
+        with the broker's log of the raw topic and the dedup index's size."""
+        store, topic = self.store, self.settings.raw_topic
+        pipeline = self.runtime.pipeline
+        log_view = None
+        if pipeline is not None:
+            log_view = LogView(pipeline.log_epoch, topic, await pipeline.log_offsets())
+        report = reconcile_report(
+            await asyncio.to_thread(store.reconcile),
+            open_batches=await asyncio.to_thread(store.open_batches, topic),
+            rolled_back=await asyncio.to_thread(store.rolled_back_batches),
+            log=log_view, now_ms=int(time.time() * 1000),
+            open_grace_ms=int(self.settings.stall_seconds * 1000),
+        )
+        report["dedup_index"] = await asyncio.to_thread(store.dedup_index_stats)
+        return report
+
+
 def build_app(
     *, settings: Settings, bootstrap_servers: str, store: Store, catalog: CatalogService,
     on_ready: Callable[[], None] | None = None,
@@ -127,35 +185,7 @@ def build_app(
     )
     runtime.publisher = publisher
 
-    async def status() -> dict[str, Any]:
-        counts = await asyncio.to_thread(store.partition_counts)
-        pipeline = runtime.pipeline
-        stats = dataclasses.asdict(pipeline.stats) if pipeline else {}
-        return {
-            "log_epoch": pipeline.log_epoch if pipeline else None,
-            "catalog_version": catalog.version,
-            "pipeline": stats,
-            "partitions": [dataclasses.asdict(c) for c in counts],
-            "reconciled": all(c.consumed == c.stored + c.duplicates + c.dead_letters
-                              for c in counts),
-            "readiness": runtime.readiness(),
-        }
-
-    async def reconcile() -> dict[str, Any]:
-        pipeline = runtime.pipeline
-        log_view = None
-        if pipeline is not None:
-            offsets = await pipeline.log_offsets()
-            log_view = LogView(pipeline.log_epoch, settings.raw_topic, offsets)
-        report = reconcile_report(
-            await asyncio.to_thread(store.reconcile),
-            open_batches=await asyncio.to_thread(store.open_batches, settings.raw_topic),
-            rolled_back=await asyncio.to_thread(store.rolled_back_batches),
-            log=log_view, now_ms=int(time.time() * 1000),
-            open_grace_ms=int(settings.stall_seconds * 1000),
-        )
-        report["dedup_index"] = await asyncio.to_thread(store.dedup_index_stats)
-        return report
+    reports = Reports(store=store, runtime=runtime, settings=settings, catalog=catalog)
 
     # API keys are created at start only: read them once, not on every request
     key_ring = KeyRing(store.api_keys())
@@ -164,8 +194,8 @@ def build_app(
         catalog=catalog,
         usage=usage,
         publisher=publisher,
-        status=status,
-        reconcile=reconcile,
+        status=reports.status,
+        reconcile=reports.reconcile,
         max_batch_events=settings.max_batch_events,
     )
     dead_letters = DeadLetterApi(
@@ -199,17 +229,7 @@ def build_app(
             runtime.catalog_topic = CatalogTopic(kafka, settings.catalog_topic, catalog)
             await runtime.catalog_topic.start()
             runtime.pipeline = Pipeline(
-                config=PipelineConfig(
-                    topic=settings.raw_topic,
-                    dead_letter_topic=settings.dead_letter_topic,
-                    group_id=settings.consumer_group,
-                    batch_max_events=settings.batch_max_events,
-                    batch_max_seconds=settings.batch_max_seconds,
-                    dedup_window_days=settings.dedup_window_days,
-                    session_timeout_ms=settings.kafka_session_timeout_ms,
-                    gc_collect_seconds=settings.gc_collect_seconds,
-                    stall_seconds=settings.stall_seconds,
-                ),
+                config=pipeline_config(settings),
                 store=store,
                 kafka_options=kafka,
                 log_epoch=epoch,
@@ -261,7 +281,7 @@ def build_app(
     @app.timer(interval=settings.reconcile_interval_seconds)
     async def refresh_gauges() -> None:
         """The reconciliation gauge (reconciling reads the tables: not per scrape)."""
-        report = await reconcile()
+        report = await reports.reconcile()
         for p in report["partitions"]:
             metrics.reconciliation_mismatch.labels(p["topic"], str(p["partition"])).set(
                 1 if p["problems"] else 0

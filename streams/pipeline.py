@@ -576,11 +576,11 @@ class Pipeline:
         except Exception as exc:  # the broker away or a rebalance: measure again next time
             log.warning("cannot read end offsets: %r", exc)
             ends = {}
-        for tp, end in ends.items():
+        for tp, listed in ends.items():
             committed = self._committed_next.get(tp.partition)
             if committed is None:
                 continue
-            lag = max(0, end - committed)
+            lag = max(0, self._log_end(tp, listed) - committed)
             self.health.lag[tp.partition] = lag
             self.metrics.consumer_lag.labels(topic, str(tp.partition)).set(lag)
         stalled = self.health.stalled_partitions()
@@ -603,7 +603,17 @@ class Pipeline:
             return {}
         firsts = await self._consumer.beginning_offsets(tps)
         ends = await self._consumer.end_offsets(tps)
-        return {tp.partition: (firsts[tp], ends[tp]) for tp in tps}
+        return {tp.partition: (firsts[tp], self._log_end(tp, ends[tp])) for tp in tps}
+
+    def _log_end(self, tp: TopicPartition, listed: int) -> int:
+        """The end offset of ``tp``: the broker's answer to a ListOffsets request, or the high
+        watermark of the last fetch when larger. Tansu (the embedded broker) answers ListOffsets
+        with the last record batch's base offset + 1, short of the end by the batch's other
+        records; its fetch responses carry the right high watermark."""
+        assert self._consumer is not None
+        if tp not in self._consumer.assignment():
+            return listed
+        return max(listed, self._consumer.highwater(tp) or 0)
 
     def _forget_partitions(self, partitions: set[TopicPartition]) -> None:
         """Drop the per-partition gauges of partitions this worker no longer owns."""

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from aggregation.reconciliation import reconcile_report
+from aggregation.reconciliation import LogView, reconcile_report
 from meterline.catalog_service import CatalogService
 from meterline.usage_service import UsageService
 from sinks.chdb_store import ChdbStore
@@ -150,10 +150,24 @@ def test_store_failing_for_a_while_then_slow(kafka_bootstrap, tmp_path):
         await asyncio.sleep(3)
         assert harness.consumed() == 2000  # nothing committed, nothing dropped
         assert flaky.failures > 3 and worker.stats.store_retries >= flaky.failures
-        flaky.failing = False
+        # Issue 16, finding 3: the stall shows, from the broker's end offsets.
+        worker.health.stall_seconds = 1.0
+        await worker.refresh_progress()
+        lag, stalled = sum(worker.health.lag.values()), worker.metrics.pipeline_stalled._value.get()
+        log = LogView(harness.epoch, harness.topic, await worker.log_offsets())
+        behind = reconcile_report(harness.store.reconcile(), log=log)
+        flaky.failing = False  # before asserting: a failed assertion must not leave it hanging
+        assert (lag, stalled) == (2000, 1), log
+        assert behind["ok"] is False
+        assert sum(p["unprocessed"] for p in behind["log"]["problems"]) == 2000
         flaky.slow_seconds = 0.05  # back, but slow
         harness.produce(workload.messages[4000:])
         await harness.wait_consumed(len(workload.messages))
+        await worker.refresh_progress()
+        assert sum(worker.health.lag.values()) == 0
+        assert worker.metrics.pipeline_stalled._value.get() == 0
+        log = LogView(harness.epoch, harness.topic, await worker.log_offsets())
+        assert reconcile_report(harness.store.reconcile(), log=log)["ok"] is True
         await stop(worker, task)
 
     asyncio.run(scenario())

@@ -60,6 +60,9 @@ class FakeConsumer:
     async def end_offsets(self, partitions):
         return {tp: self._end_offsets[tp.partition] for tp in partitions}
 
+    def highwater(self, tp):
+        return None  # no fetch yet
+
 
 def pipeline(store: FakeStore | None = None) -> Pipeline:
     return Pipeline(
@@ -203,3 +206,19 @@ def test_lag_and_stall_are_measured_without_any_commit():
     assert sample(p, "meterline_pipeline_stalled") == 1
     assert p.health.stalled_partitions() == [0]  # partition 1 has nothing to do
     assert sample(p, "meterline_seconds_since_commit", topic=TOPIC, partition="0") == 61
+
+
+def test_the_log_end_is_the_larger_of_list_offsets_and_the_fetch_high_watermark():
+    """Tansu answers ListOffsets with the last record batch's base offset + 1 (measured: 2,004
+    for 4,000 messages in 4 partitions); its fetch high watermark is right."""
+
+    class TansuLike(FakeConsumer):
+        def highwater(self, tp):
+            return {0: 1000}.get(tp.partition)
+
+    p = pipeline()
+    p._consumer = TansuLike({0: 501, 1: 7})  # type: ignore[assignment]
+    p._committed_next = {0: 400, 1: 7}
+    asyncio.run(p.refresh_progress())
+    assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 600
+    assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="1") == 0
