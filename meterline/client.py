@@ -59,16 +59,15 @@ class MeterlineClient:
 
     def ready(self) -> bool:
         """True when the stack is ready (``/ready`` answers 200: it takes events)."""
-        try:
-            with urllib.request.urlopen(self.url + "/ready", timeout=2) as resp:
-                return resp.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return self._answers_ok("/ready")
 
     def healthy(self) -> bool:
         """True when the API answers its health check."""
+        return self._answers_ok("/health")
+
+    def _answers_ok(self, path: str) -> bool:
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+            with urllib.request.urlopen(self.url + path, timeout=2) as resp:
                 return resp.status == 200
         except (urllib.error.URLError, OSError):
             return False

@@ -40,6 +40,7 @@ from streams.gc_policy import TimedCollector
 from streams.health import PipelineHealth
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.poison import find_poison
+from streams.progress import BrokerProgress
 from streams.seen_filter import SeenFilter
 
 log = logging.getLogger("meterline.pipeline")
@@ -240,6 +241,8 @@ class Pipeline:
         # (fetched before a seek) are dropped: an offset is never processed in two batches.
         self._next_offset: dict[int, int] = {}
         self._committed_next: dict[int, int] = {}  # first offset after the last committed batch
+        self._progress = BrokerProgress(
+            config.topic, self.health, self.metrics, self._committed_next)
         self._watermark_ms: dict[int, int] = {}  # largest event timestamp committed
         # Identities stored so far (loaded from the store at each assignment, then added to as
         # batches are prepared): only the ones it may hold are looked up in the store. None
@@ -565,55 +568,15 @@ class Pipeline:
                 )
 
     async def refresh_progress(self) -> None:
-        """Lag from the broker's end offsets, and the stall gauges (run on a timer: a stalled
-        pipeline commits nothing, so nothing done after a commit would show it)."""
-        if self._consumer is None:
-            return
-        topic = self.config.topic
-        assigned = [tp for tp in self._consumer.assignment() if tp.topic == topic]
-        try:
-            ends = await self._consumer.end_offsets(assigned) if assigned else {}
-        except Exception as exc:  # the broker away or a rebalance: measure again next time
-            log.warning("cannot read end offsets: %r", exc)
-            ends = {}
-        for tp, listed in ends.items():
-            committed = self._committed_next.get(tp.partition)
-            if committed is None:
-                continue
-            lag = max(0, self._log_end(tp, listed) - committed)
-            self.health.lag[tp.partition] = lag
-            self.metrics.consumer_lag.labels(topic, str(tp.partition)).set(lag)
-        stalled = self.health.stalled_partitions()
-        self.metrics.pipeline_stalled.set(1 if stalled else 0)
-        now = self.health.clock()
-        for partition, since in self.health.last_progress.items():
-            self.metrics.seconds_since_commit.labels(topic, str(partition)).set(now - since)
-        if stalled:
-            log.error("pipeline stalled on partitions %s (store failing for %.0fs: %s)",
-                      stalled, self.health.store_failing_for(), self.health.last_error)
+        """Lag from the broker's end offsets, and the stall gauges (see streams.progress)."""
+        if self._consumer is not None:
+            await self._progress.refresh(self._consumer)
 
     async def log_offsets(self) -> dict[int, tuple[int, int]]:
         """Per partition of the raw topic: the broker's (first, end) offsets."""
         if self._consumer is None:
             return {}
-        topic = self.config.topic
-        partitions = self._consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not tps:
-            return {}
-        firsts = await self._consumer.beginning_offsets(tps)
-        ends = await self._consumer.end_offsets(tps)
-        return {tp.partition: (firsts[tp], self._log_end(tp, ends[tp])) for tp in tps}
-
-    def _log_end(self, tp: TopicPartition, listed: int) -> int:
-        """The end offset of ``tp``: the broker's answer to a ListOffsets request, or the high
-        watermark of the last fetch when larger. Tansu (the embedded broker) answers ListOffsets
-        with the last record batch's base offset + 1, short of the end by the batch's other
-        records; its fetch responses carry the right high watermark."""
-        assert self._consumer is not None
-        if tp not in self._consumer.assignment():
-            return listed
-        return max(listed, self._consumer.highwater(tp) or 0)
+        return await self._progress.log_offsets(self._consumer)
 
     def _forget_partitions(self, partitions: set[TopicPartition]) -> None:
         """Drop the per-partition gauges of partitions this worker no longer owns."""
