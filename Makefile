@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit lint soak bench clean tools
+.PHONY: demo test test-unit lint typecheck soak bench clean tools
 # Debian's prometheus package: `prometheus` and `promtool` for the Prometheus tests (in CI a
 # missing binary fails those tests). Installed with apt when missing (root, or through sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -25,6 +25,7 @@ tools:
 
 test: $(STAMP) tools
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 test-unit: $(STAMP) tools
@@ -32,6 +33,10 @@ test-unit: $(STAMP) tools
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# mypy, with the settings of pyproject.toml ([tool.mypy]: strict on the pure core).
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # The crash test with 1M events and 100 kills (the default suite runs 200k and 20).
 soak: $(STAMP)
@@ -45,4 +50,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .meterline .demo-data .pytest_cache .ruff_cache
+	rm -rf $(VENV) .meterline .demo-data .pytest_cache .ruff_cache .mypy_cache

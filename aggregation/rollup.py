@@ -47,6 +47,10 @@ class RollupKey(NamedTuple):
     bucket_start_ms: int
 
 
+#: :class:`RollupKey`'s fields as a plain tuple (the hot loop's dict key).
+_RawKey = tuple[str, str, str, str, str, tuple[tuple[str, str], ...], str, str, int]
+
+
 @dataclass(slots=True)
 class RollupState:
     """Mergeable per-bucket state: every field combines with sum, max or arg-max."""
@@ -119,7 +123,7 @@ def rollup(
 
     ``orders`` are the rows' log positions (Kafka offsets); by default their input order.
     """
-    states: dict[tuple, RollupState] = {}
+    states: dict[_RawKey, RollupState] = {}
     with localcontext() as ctx:
         ctx.prec = WIDE_PRECISION
         for row, order in zip(rows, _orders(rows, orders), strict=True):

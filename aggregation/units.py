@@ -42,7 +42,8 @@ class FeeUsage:
 
     charge_id: str
     charge_filter_id: str
-    grouped_by: tuple[tuple[str, str], ...]
+    #: a bucket that saw no event has one fee grouped by each of its keys with a None value
+    grouped_by: tuple[tuple[str, str | None], ...]
     units: Decimal
     events_count: int
     event_values: tuple[Decimal, ...] = ()

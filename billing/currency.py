@@ -49,7 +49,7 @@ def currency_exponent(code: str) -> int:
 
 def subunit(currency: str) -> int:
     """How many minor units make one major unit: ``10 ** exponent`` (USD 100, JPY 1)."""
-    return 10 ** currency_exponent(currency)
+    return int(10 ** currency_exponent(currency))  # ``int ** int`` is typed Any (a float if < 0)
 
 
 #: Largest ``amount_cents`` a fee can carry: Lago's ``fees.amount_cents`` is a ``bigint``

@@ -12,10 +12,15 @@ import bisect
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from schemas.catalog import BillableMetric, Catalog, Charge, Customer, Plan, Subscription
 
-Version = tuple[int, object]  # (effective_from_ms, resource or None when deleted)
+Resource = BillableMetric | Plan | Customer | Subscription
+Version = tuple[int, Resource | None]  # (effective_from_ms, resource or None when deleted)
+#: A filter's match and grouping: (filter id, grouped_by).
+Match = tuple[str, tuple[tuple[str, str], ...]]
+_R = TypeVar("_R", bound=Resource)
 _NO_END = 2**63  # an active subscription's end, in milliseconds
 _ROUTE_CACHE_LIMIT = 200_000  # routes kept per index before the memo starts afresh
 
@@ -41,7 +46,9 @@ class PreparedCharge:
     charge: Charge
     filters: tuple[PreparedFilter, ...]
     keys: tuple[str, ...] = ()
-    matches: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    matches: dict[tuple[object, ...], Match] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +69,19 @@ class Route:
     valid_to: int
 
 
-class _History:
+class _History(Generic[_R]):
     """Versions of one resource, ordered by effective time."""
 
     __slots__ = ("starts", "values")
+    starts: list[int]
+    values: list[_R | None]
 
-    def __init__(self, versions: Sequence[Version]):
+    def __init__(self, versions: Sequence[tuple[int, _R | None]]):
         ordered = sorted(versions, key=lambda v: v[0])
         self.starts = [v[0] for v in ordered]
         self.values = [v[1] for v in ordered]
 
-    def at(self, timestamp_ms: int) -> object:
+    def at(self, timestamp_ms: int) -> _R | None:
         i = bisect.bisect_right(self.starts, timestamp_ms) - 1
         return self.values[max(i, 0)]
 
@@ -84,8 +93,18 @@ class _History:
         return low, high
 
     @property
-    def latest(self) -> object:
+    def latest(self) -> _R | None:
         return self.values[-1]
+
+
+def _versions_of(kind: type[_R], versions: Sequence[Version]) -> list[tuple[int, _R | None]]:
+    """``versions`` of a ``kind`` resource; a TypeError names the first of another kind."""
+    typed: list[tuple[int, _R | None]] = []
+    for start, resource in versions:
+        if resource is not None and not isinstance(resource, kind):
+            raise TypeError(f"a {type(resource).__name__} in a {kind.__name__} history")
+        typed.append((start, resource))
+    return typed
 
 
 class CatalogIndex:
@@ -103,29 +122,32 @@ class CatalogIndex:
         if history is None:
             history = _history_of(catalog or Catalog())
         self.version = version or (catalog.version if catalog else 0)
-        self._metric_history: dict[tuple[str, str], _History] = {}
-        self._plan_history: dict[tuple[str, str], _History] = {}
+        self._metric_history: dict[tuple[str, str], _History[BillableMetric]] = {}
+        self._plan_history: dict[tuple[str, str], _History[Plan]] = {}
         customers: dict[tuple[str, str], Customer] = {}
         by_external: dict[tuple[str, str], list[Subscription]] = defaultdict(list)
         for (org, kind, key), versions in history.items():
             if not versions:
                 continue
-            hist = _History(versions)
             if kind == "billable_metric":
-                self._metric_history[(org, key)] = hist
-            elif kind == "plan":
-                self._plan_history[(org, key)] = hist
-            elif isinstance(hist.latest, Customer):
-                customers[(org, key)] = hist.latest
-            elif isinstance(hist.latest, Subscription):
-                sub = hist.latest
-                by_external[(org, sub.external_id)].append(sub)
+                self._metric_history[(org, key)] = _History(
+                    _versions_of(BillableMetric, versions)
+                )
+                continue
+            if kind == "plan":
+                self._plan_history[(org, key)] = _History(_versions_of(Plan, versions))
+                continue
+            latest = _History(versions).latest
+            if isinstance(latest, Customer):
+                customers[(org, key)] = latest
+            elif isinstance(latest, Subscription):
+                by_external[(org, latest.external_id)].append(latest)
         self.metrics: dict[tuple[str, str], BillableMetric] = {
-            k: h.latest for k, h in self._metric_history.items() if h.latest is not None
-        }  # type: ignore[misc]
+            k: latest for k, h in self._metric_history.items() if (latest := h.latest) is not None
+        }
         self.plans: dict[tuple[str, str], Plan] = {
-            k: h.latest for k, h in self._plan_history.items() if h.latest is not None
-        }  # type: ignore[misc]
+            k: latest for k, h in self._plan_history.items() if (latest := h.latest) is not None
+        }
         self.customers = customers
         # latest started first, so the first active match is the one SPEC §3.3 picks
         self.subscriptions: dict[tuple[str, str], tuple[Subscription, ...]] = {
@@ -134,11 +156,7 @@ class CatalogIndex:
         }
         # the same, with lifetimes as milliseconds for the per-event lookup
         self._lifetimes: dict[tuple[str, str], tuple[tuple[int, int, Subscription], ...]] = {
-            key: tuple(
-                (s.started_at_ms, _NO_END if s.terminated_at is None else s.terminated_at_ms, s)
-                for s in subs
-            )
-            for key, subs in self.subscriptions.items()
+            key: tuple(_lifetime(s) for s in subs) for key, subs in self.subscriptions.items()
         }
         self._charges: dict[int, dict[str, tuple[PreparedCharge, ...]]] = {}
         self._routes: dict[tuple[str, str, str], Route] = {}
@@ -152,12 +170,12 @@ class CatalogIndex:
     ) -> BillableMetric | None:
         """The metric version in force at ``timestamp_ms`` (None if unknown or deleted then)."""
         hist = self._metric_history.get((organization_id, code))
-        return None if hist is None else hist.at(timestamp_ms)  # type: ignore[return-value]
+        return None if hist is None else hist.at(timestamp_ms)
 
     def plan_at(self, organization_id: str, code: str, timestamp_ms: int) -> Plan | None:
         """The plan version in force at ``timestamp_ms`` (None if unknown or deleted then)."""
         hist = self._plan_history.get((organization_id, code))
-        return None if hist is None else hist.at(timestamp_ms)  # type: ignore[return-value]
+        return None if hist is None else hist.at(timestamp_ms)
 
     def subscription_at(
         self, organization_id: str, external_id: str, timestamp_ms: int
@@ -223,13 +241,12 @@ class CatalogIndex:
                 narrow(plan_history.span(timestamp_ms))
         customer = self.customers.get((org, sub.external_customer_id)) if sub else None
         charges = (
-            self.charges_for(plan, metric.code)  # type: ignore[arg-type, attr-defined]
-            if plan is not None and metric is not None else ()
+            self.charges_for(plan, metric.code) if plan is not None and metric is not None else ()
         )
         return Route(
-            metric=metric,  # type: ignore[arg-type]
+            metric=metric,
             subscription=sub,
-            plan_id=plan.id if plan is not None else "",  # type: ignore[attr-defined]
+            plan_id=plan.id if plan is not None else "",
             customer_id=customer.id if customer is not None else "",
             charges=charges,
             valid_from=low,
@@ -240,6 +257,12 @@ class CatalogIndex:
         """The most recently started subscription with this external id."""
         subs = self.subscriptions.get((organization_id, external_id), ())
         return subs[0] if subs else None
+
+
+def _lifetime(sub: Subscription) -> tuple[int, int, Subscription]:
+    """(start, end, subscription) in milliseconds, both included; no end: ``_NO_END``."""
+    end = sub.terminated_at_ms
+    return sub.started_at_ms, _NO_END if end is None else end, sub
 
 
 def _history_of(catalog: Catalog) -> dict[tuple[str, str, str], list[Version]]:

@@ -59,7 +59,7 @@ class _EventWithNumbers(_UsualEvent):
     """Properties may hold fractional numbers (exact ``Decimal``s): their types are checked
     after decoding, since a union with ``Any`` is ``Any``."""
 
-    properties: dict[str, Any] | None = None  # type: ignore[assignment]
+    properties: dict[str, Any] | None = None
 
 
 _decode = msgspec.json.Decoder(_UsualEvent, float_hook=Decimal).decode

@@ -71,7 +71,7 @@ def jsonable(value: Any) -> Any:
         return {k: jsonable(v) for k, v in value.items()}
     if t is list or t is tuple:
         return [jsonable(v) for v in value]
-    if t is int and not _INT64_MIN <= value < _UINT64_END:  # type: ignore[operator]
+    if t is int and not _INT64_MIN <= value < _UINT64_END:
         return orjson.Fragment(str(value))
     if isinstance(value, Decimal) and value.is_finite():
         return orjson.Fragment(str(value))
@@ -83,7 +83,7 @@ def has_wide_int(value: Any) -> bool:
     which a plain ``orjson.dumps`` (Faust's JSON responses) refuses."""
     t = type(value)
     if t is int:
-        return not _INT64_MIN <= value < _UINT64_END  # type: ignore[operator]
+        return not _INT64_MIN <= value < _UINT64_END
     if t is dict:
         return any(has_wide_int(v) for v in value.values())
     if t is list:

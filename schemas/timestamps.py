@@ -153,16 +153,15 @@ def parse_timestamp_ms(value: object, *, now_ms: int) -> int:
     """
     if value is None:
         return now_ms
-    t = type(value)
     ms: int | None
-    if t is Decimal:  # a JSON number with a fraction (schemas.exact_json): the usual one
-        ms = _decimal_seconds_to_ms(value)  # type: ignore[arg-type]
-    elif t is str:
-        ms = _str_to_ms(value)  # type: ignore[arg-type]
-    elif t is int:
-        ms = value * 1000  # type: ignore[operator]
-    elif t is float:
-        ms = _float_seconds_to_ms(value)  # type: ignore[arg-type]
+    if type(value) is Decimal:  # a JSON number with a fraction (schemas.exact_json): the usual
+        ms = _decimal_seconds_to_ms(value)
+    elif type(value) is int:  # the exact types first (cheap), then subclasses; bool before int
+        ms = value * 1000
+    elif type(value) is str:
+        ms = _str_to_ms(value)
+    elif type(value) is float:
+        ms = _float_seconds_to_ms(value)
     elif isinstance(value, str):
         ms = _str_to_ms(value)
     elif isinstance(value, bool):
