@@ -33,7 +33,7 @@ import faust
 from aggregation.rollup import rollup
 from bench.worker import cpu_seconds, vm_hwm_kb, write_json
 from enrichment.enricher import Rejection, enrich
-from meterline.catalog_service import CatalogService
+from services.catalog import CatalogService
 from sinks import ddl, wire
 from sinks.chdb_store import ChdbStore
 from streams.batch import DeadLetter, RawRecord, decode, identity_of

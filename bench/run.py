@@ -51,8 +51,8 @@ from bench.workload import (
     produce,
     subscription_id,
 )
-from meterline.catalog_service import CatalogService
-from meterline.usage_service import UsageService
+from services.catalog import CatalogService
+from services.usage import UsageService
 from sinks.chdb_store import ChdbStore
 from streams.broker import EmbeddedBroker
 from streams.kafka import client_options, ensure_topics

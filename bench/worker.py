@@ -29,7 +29,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from meterline.catalog_service import CatalogService
+from services.catalog import CatalogService
 from sinks.chdb_store import ChdbStore
 from streams.kafka import client_options, cluster_id
 from streams.metrics import STEPS

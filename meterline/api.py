@@ -10,17 +10,18 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from meterline.api_keys import KeyRing
-from meterline.catalog_service import CatalogService
-from meterline.usage_service import PeriodOutOfRange, UsageNotFound, UsageService
 from schemas import exact_json
 from schemas.bounds import MAX_EVENT_BYTES
 from schemas.catalog import CatalogValidationError
 from schemas.errors import VALUE_IS_OUT_OF_RANGE, VALUE_IS_TOO_LONG, InvalidField
 from schemas.event import UsageEvent, event_to_json_dict, parse_event, partition_key
 from schemas.event import validate_event_payload as event_errors
+from services.api_keys import KeyRing
+from services.catalog import CatalogService
+from services.publishing import EventPublisher
+from services.usage import PeriodOutOfRange, UsageNotFound, UsageService
 
 
 @dataclass(frozen=True)
@@ -30,20 +31,6 @@ class ApiResponse:
     status: int
     body: Any
     headers: Mapping[str, str] | None = None
-
-
-class PublishFailed(RuntimeError):
-    """Some record of a publish was not acknowledged (broker down or slow, publisher not
-    started): a retry can succeed. Records of the same call may have been written; a retry
-    of the whole request is exact because the pipeline deduplicates by transaction id."""
-
-
-class EventPublisher(Protocol):
-    """Writes events durably to the raw topic (acks=all) before returning."""
-
-    async def publish(self, records: list[tuple[bytes, bytes]]) -> None:
-        """Publish ``(key, value)`` records; raise :class:`PublishFailed` unless every one is
-        acknowledged (after every record was given its chance: never half-way)."""
 
 
 def error(status: int, code: str, details: Mapping[str, Any] | None = None) -> ApiResponse:

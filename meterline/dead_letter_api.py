@@ -16,10 +16,11 @@ from typing import Any
 
 import orjson
 
-from meterline.api import ApiResponse, EventPublisher, error, page_meta
+from meterline.api import ApiResponse, error, page_meta
 from schemas.bounds import MAX_ID_LENGTH, instant_fits
 from schemas.catalog import parse_datetime
 from schemas.event import partition_key
+from services.publishing import EventPublisher
 from sinks.store import Store
 
 MAX_LIMIT = 10_000

@@ -21,7 +21,6 @@ import orjson
 
 from billing import billing_period_bounds
 from meterline.api import Api, ApiResponse, error, iso_ms, page_meta
-from meterline.catalog_service import CatalogService
 from schemas import exact_json
 from schemas.catalog import (
     BillableMetric,
@@ -34,6 +33,7 @@ from schemas.catalog import (
     stable_id,
 )
 from schemas.numbers import decimal_to_string
+from services.catalog import CatalogService
 from sinks.store import Store
 
 Query = Mapping[str, str] | Sequence[tuple[str, str]]

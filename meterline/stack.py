@@ -6,9 +6,9 @@ import logging
 import sys
 from pathlib import Path
 
-from meterline.api_keys import hash_key, new_key, new_key_record
-from meterline.catalog_service import CatalogService
 from meterline.settings import Settings
+from services.api_keys import hash_key, new_key, new_key_record
+from services.catalog import CatalogService
 from sinks import Store, open_store
 from streams.broker import EmbeddedBroker
 

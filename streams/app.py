@@ -18,12 +18,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aggregation.reconciliation import LogView, reconcile_report
 from meterline.api import Api
-from meterline.api_keys import KeyRing
-from meterline.catalog_service import CatalogService
 from meterline.dead_letter_api import DeadLetterApi
 from meterline.lago_api import LagoControlApi
 from meterline.settings import Settings
-from meterline.usage_service import UsageService
+from services.api_keys import KeyRing
+from services.catalog import CatalogService
+from services.usage import UsageService
 from sinks.store import Store
 from streams.catalog_topic import TOPIC_CONFIG as CATALOG_TOPIC_CONFIG
 from streams.catalog_topic import CatalogTopic

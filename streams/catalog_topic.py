@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from meterline.catalog_service import CatalogService
 from schemas.catalog import CatalogValidationError
 from sinks.store import CatalogDoc
 
@@ -35,6 +35,19 @@ log = logging.getLogger("meterline.catalog_topic")
 MAX_MESSAGE_BYTES = 1_000_000
 
 TOPIC_CONFIG = {"cleanup.policy": "compact"}
+
+
+class CatalogFeed(Protocol):
+    """What the topic needs of the catalog (:class:`services.catalog.CatalogService` is one):
+    hooks run on each local change (``checks`` may refuse it, ``listeners`` publish it), and
+    ``merge`` for the changes other workers made."""
+
+    listeners: list[Callable[[list[CatalogDoc]], None]]
+    checks: list[Callable[[list[CatalogDoc]], None]]
+
+    def merge(self, docs: Iterable[CatalogDoc]) -> int:
+        """Merge versions into the catalog; return how many were new."""
+        ...
 
 
 def encode_version(doc: CatalogDoc) -> tuple[bytes, bytes]:
@@ -69,7 +82,7 @@ def decode_history(value: bytes) -> list[CatalogDoc]:
 class CatalogTopic:
     """Publishes this process's catalog changes and merges everyone else's."""
 
-    def __init__(self, kafka_options: dict[str, Any], topic: str, catalog: CatalogService):
+    def __init__(self, kafka_options: dict[str, Any], topic: str, catalog: CatalogFeed):
         self.kafka_options = kafka_options
         self.topic = topic
         self.catalog = catalog

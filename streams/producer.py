@@ -8,7 +8,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError, RecordListTooLargeError
 
-from meterline.api import PublishFailed
+from services.publishing import PublishFailed
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 _TOO_LARGE = (MessageSizeTooLargeError, RecordListTooLargeError)

@@ -13,10 +13,11 @@ from aiohttp import web as aiohttp_web
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.web import Request, Response, View
 
-from meterline.api import Api, ApiResponse, PublishFailed, error
+from meterline.api import Api, ApiResponse, error
 from meterline.dead_letter_api import DeadLetterApi
 from meterline.lago_api import LagoControlApi
 from schemas import exact_json
+from services.publishing import PublishFailed
 from sinks.store import StoreDataError, StoreError
 from streams.metrics import Metrics
 from streams.web_dead_letters import register_dead_letter_routes

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from meterline.catalog_service import CatalogService
+from services.catalog import CatalogService
 from sinks.chdb_store import ChdbStore
 from streams.catalog_topic import TOPIC_CONFIG, CatalogTopic
 from streams.kafka import client_options, ensure_topics

@@ -20,8 +20,8 @@ import pytest
 from confluent_kafka import Producer
 
 from aggregation.reconciliation import LogView, reconcile_report
-from meterline.catalog_service import CatalogService
-from meterline.usage_service import UsageService
+from services.catalog import CatalogService
+from services.usage import UsageService
 from sinks.chdb_store import ChdbStore
 from sinks.store import StoreError
 from streams.broker import EmbeddedBroker

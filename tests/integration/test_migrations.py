@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from meterline.catalog_service import CatalogService
 from meterline.client import MeterlineClient
-from meterline.usage_service import UsageService
+from services.catalog import CatalogService
+from services.usage import UsageService
 from sinks import migrations
 from sinks.chdb_store import ChdbStore
 from sinks.sql_store import SqlStore

@@ -21,7 +21,6 @@ from aggregation.reference import reference_event_values, reference_units
 from aggregation.units import Period
 from enrichment.catalog_index import CatalogIndex
 from enrichment.enricher import enrich
-from meterline.usage_service import UsageService
 from schemas.catalog import (
     Catalog,
     parse_billable_metric,
@@ -30,6 +29,7 @@ from schemas.catalog import (
     parse_subscription,
 )
 from schemas.event import parse_event
+from services.usage import UsageService
 from sinks.chdb_store import ChdbStore
 from streams.batch import RawRecord
 from streams.pipeline import Pipeline, PipelineConfig

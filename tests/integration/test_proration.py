@@ -11,7 +11,6 @@ import pytest
 
 from aggregation.units import prorated_sum
 from enrichment.catalog_index import CatalogIndex
-from meterline.usage_service import UsageService
 from schemas.catalog import (
     Catalog,
     parse_billable_metric,
@@ -19,6 +18,7 @@ from schemas.catalog import (
     parse_plan,
     parse_subscription,
 )
+from services.usage import UsageService
 from sinks.chdb_store import ChdbStore
 from streams.batch import RawRecord
 from streams.pipeline import Pipeline, PipelineConfig

@@ -10,9 +10,9 @@ import orjson
 import pytest
 
 from meterline.api import Api
-from meterline.api_keys import KeyRing, new_key_record
-from meterline.catalog_service import CatalogService
-from meterline.usage_service import UsageService
+from services.api_keys import KeyRing, new_key_record
+from services.catalog import CatalogService
+from services.usage import UsageService
 from tests.unit.test_catalog import CatalogDocsDouble
 
 NOW_MS = 1_795_000_000_000

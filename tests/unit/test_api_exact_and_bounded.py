@@ -11,11 +11,11 @@ import orjson
 import pytest
 from faust.utils import json as faust_json
 
-from meterline.catalog_service import CatalogService
 from meterline.lago_api import LagoControlApi
 from schemas import exact_json
 from schemas.bounds import MAX_EVENT_BYTES
 from schemas.event import event_to_json_dict, parse_event
+from services.catalog import CatalogService
 from tests.unit.test_api import NOW_MS, api_and_publisher, run  # noqa: F401 (a fixture)
 from tests.unit.test_catalog import CatalogDocsDouble
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from meterline.catalog_service import CatalogService
 from schemas.catalog import CatalogValidationError, parse_billable_metric, parse_plan
+from services.catalog import CatalogService
 from sinks.store import CatalogDoc
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from meterline.catalog_service import CatalogService
 from schemas.bounds import MAX_ID_LENGTH
 from schemas.catalog import (
     CatalogValidationError,
@@ -18,6 +17,7 @@ from schemas.catalog import (
     parse_plan,
     parse_subscription,
 )
+from services.catalog import CatalogService
 from sinks.store import CatalogDoc
 from streams.catalog_topic import (
     MAX_MESSAGE_BYTES,

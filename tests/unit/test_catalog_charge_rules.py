@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from meterline.catalog_service import CatalogService
 from meterline.lago_api import LagoControlApi
 from schemas.catalog import CatalogValidationError
+from services.catalog import CatalogService
 from tests.unit.test_catalog import CatalogDocsDouble
 
 ORG = "org"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from enrichment.catalog_index import CatalogIndex
 from enrichment.enricher import Rejection, enrich
-from meterline.catalog_service import CatalogService
 from schemas.event import UsageEvent
+from services.catalog import CatalogService
 from tests.unit.test_catalog import CatalogDocsDouble
 
 ORG = "org"

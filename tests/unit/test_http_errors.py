@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
-from meterline.api import PublishFailed
-from meterline.catalog_service import CatalogService
-from meterline.usage_service import PeriodOutOfRange, UsageNotFound, UsageService
+from services.catalog import CatalogService
+from services.publishing import PublishFailed
+from services.usage import PeriodOutOfRange, UsageNotFound, UsageService
 from sinks.store import StoreDataError, StoreError
 from streams.producer import KafkaEventPublisher, PublishRejected
 from streams.web import failure_response

@@ -17,8 +17,8 @@ from lago_python_client.models.event import EventResponse
 from lago_python_client.models.plan import PlanResponse
 from lago_python_client.models.subscription import SubscriptionResponse
 
-from meterline.catalog_service import CatalogService
 from meterline.lago_api import LagoControlApi, _keep_filter_ids, event_json
+from services.catalog import CatalogService
 from tests.unit.test_catalog import CatalogDocsDouble
 
 ORG = "org-1"

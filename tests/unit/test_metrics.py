@@ -10,7 +10,7 @@ import asyncio
 import orjson
 from aiokafka import TopicPartition
 
-from meterline.catalog_service import CatalogService
+from services.catalog import CatalogService
 from sinks.store import CatalogDoc, StoreError
 from streams.batch import RawRecord, process_batch
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics

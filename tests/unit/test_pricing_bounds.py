@@ -23,8 +23,6 @@ from aggregation.usage_aggregate import UsageAggregate
 from billing.currency import MAX_AMOUNT_CENTS
 from billing.customer_usage import customer_usage
 from billing.validation import validate_charge_properties as validate
-from meterline.catalog_service import CatalogService
-from meterline.usage_service import UsageService
 from schemas.bounds import MAX_ABS_DECIMAL
 from schemas.catalog import (
     CatalogValidationError,
@@ -33,6 +31,8 @@ from schemas.catalog import (
     parse_plan,
     parse_subscription,
 )
+from services.catalog import CatalogService
+from services.usage import UsageService
 from tests.unit import catalog_factory as cf
 from tests.unit.test_catalog import CatalogDocsDouble
 
