@@ -115,8 +115,8 @@ def test_only_identities_the_filter_may_hold_are_looked_up_and_duplicates_are_st
         for m in earlier
     })
     p = pipeline(store)
-    asyncio.run(p._load_seen_filter())
-    assert len(p._seen) == 20
+    asyncio.run(p.recovery.load_seen_filter())
+    assert len(p.seen_filter) == 20
 
     # Batch 1: the 20 stored identities come again, with 500 new ones.
     again = [message(1, i, event_ms=START_MS + 3_600_000, kafka_ms=m.timestamp)
@@ -154,8 +154,8 @@ def test_a_backfill_older_than_the_filter_looks_up_every_identity():
         {identity_of(_event(old)): (LogPosition(EPOCH, TOPIC, 0, 0), old.timestamp)}
     )
     p = pipeline(store)
-    asyncio.run(p._load_seen_filter())
-    assert len(p._seen) == 0
+    asyncio.run(p.recovery.load_seen_filter())
+    assert len(p.seen_filter) == 0
 
     # A backfill re-sends it with a Kafka timestamp 38 days old: the batch's window reaches 73
     # days back, further than the filter, so the store is asked and finds the copy.
