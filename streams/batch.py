@@ -163,7 +163,8 @@ def process_batch(
     also_seen: Mapping[bytes, int] | None = None,
     rejected: Mapping[tuple[int, int], tuple[str, str]] | None = None,
 ) -> BatchResult:
-    """Run the pure steps over ``messages`` (in partition-offset order).
+    """Run the pure steps over ``messages`` (in partition-offset order): decode, dedup, enrich,
+    roll up.
 
     ``also_seen``: identity → seen-at time (ms) of the events stored by an earlier batch whose
     writes may not be visible in the store yet (the pipeline prepares a batch while the
@@ -171,7 +172,7 @@ def process_batch(
     batch lands: duplicates when seen within the window.
 
     ``rejected``: (partition, offset) → (reason code, message) of messages the store refused
-    (see ``Pipeline.commit_batch``): they become dead letters whatever they hold.
+    (see ``streams.committer``): they become dead letters whatever they hold.
 
     ``timings``, when given, receives the seconds spent per step: ``parse``, ``dedup`` (the
     dedup index lookup), ``enrich`` (the per-event duplicate check and enrichment) and
@@ -179,16 +180,50 @@ def process_batch(
     """
     started = time.perf_counter()
     result = BatchResult()
-    decoded: list[tuple[RawMessage, UsageEvent, bytes]] = []
-    earliest_ms: int | None = None  # the oldest Kafka timestamp among the decoded messages
+    decoded = decode_messages(messages, result, rejected)
+    parsed_at = time.perf_counter()
+    since = (decoded.earliest_ms or 0) - dedup_window_days * DAY_MS
+    identities = list({ident for _, _, ident in decoded.events})
+    seen = find_seen(identities, since) if identities else {}
+    stored_here = _stored_within(also_seen, since)
+    deduped_at = time.perf_counter()
+    inside = _inside_batch(result.tallies, log_epoch, decoded.topics)
+    dedup_and_enrich(decoded.events, seen, stored_here, inside, index, result)
+    enriched_at = time.perf_counter()
+    roll_up(result)
+    if timings is not None:
+        timings["parse"] = parsed_at - started
+        timings["dedup"] = deduped_at - parsed_at
+        timings["enrich"] = enriched_at - deduped_at
+        timings["rollup"] = time.perf_counter() - enriched_at
+    return result
+
+
+@dataclass(slots=True)
+class Decoded:
+    """The events of a batch that decoded, with their messages and identities."""
+
+    events: list[tuple[RawMessage, UsageEvent, bytes]] = field(default_factory=list)
+    earliest_ms: int | None = None  # the oldest Kafka timestamp among them
+    topics: set[str] = field(default_factory=set)
+
+
+def decode_messages(
+    messages: Sequence[RawMessage], result: BatchResult,
+    rejected: Mapping[tuple[int, int], tuple[str, str]] | None = None,
+) -> Decoded:
+    """Step 1: decode every message; tally each partition's offset range and dead letters
+    (in ``result``). A message that cannot be decoded (or that ``rejected`` names) is a dead
+    letter; nothing raises."""
+    decoded = Decoded()
+    events = decoded.events
     tallies = result.tallies
     tally = PartitionTally(0, 0)
     partition = None
-    topics: set[str] = set()
     for message in messages:
         if message.partition != partition:  # messages come grouped by partition
             partition = message.partition
-            topics.add(message.topic)
+            decoded.topics.add(message.topic)
             tally = tallies.get(partition)  # type: ignore[assignment]
             if tally is None:
                 tally = tallies[partition] = PartitionTally(message.offset, message.offset)
@@ -209,18 +244,31 @@ def process_batch(
             result.dead_letters.append(parsed)
             tally.dead_letters += 1
         else:
-            decoded.append((message, parsed, identity_of(parsed)))
-            if earliest_ms is None or message.timestamp < earliest_ms:
-                earliest_ms = message.timestamp
+            events.append((message, parsed, identity_of(parsed)))
+            if decoded.earliest_ms is None or message.timestamp < decoded.earliest_ms:
+                decoded.earliest_ms = message.timestamp
+    return decoded
 
-    parsed_at = time.perf_counter()
-    since = (earliest_ms or 0) - dedup_window_days * DAY_MS
-    seen = find_seen(list({ident for _, _, ident in decoded}), since) if decoded else {}
 
-    # Positions inside this batch are ignored: on a replay they are this batch's own earlier
-    # writes, and duplicates within the batch are decided by ``stored_here`` alone. A batch
-    # holds every message of its offset range on each partition (batches are consecutive
-    # ranges, pinned by the manifest), so "inside" is a range test, not a set of positions.
+def _stored_within(also_seen: Mapping[bytes, int] | None, since: int) -> set[bytes]:
+    """The identities of ``also_seen`` stored at or after ``since`` (the dedup window)."""
+    if not also_seen:
+        return set()
+    if min(also_seen.values()) >= since:  # the usual case: all of them are in the window
+        return set(also_seen)
+    return {k for k, seen_at in also_seen.items() if seen_at >= since}
+
+
+def _inside_batch(
+    tallies: Mapping[int, PartitionTally], log_epoch: str, topics: set[str]
+) -> Callable[[LogPosition], bool]:
+    """Whether a stored position lies inside this batch's own offset ranges.
+
+    Positions inside this batch are ignored: on a replay they are this batch's own earlier
+    writes, and duplicates within the batch are decided by the batch alone. A batch holds every
+    message of its offset range on each partition (batches are consecutive ranges, pinned by
+    the manifest), so "inside" is a range test, not a set of positions."""
+
     def inside(position: LogPosition) -> bool:
         tally = tallies.get(position.partition)
         return (
@@ -228,15 +276,22 @@ def process_batch(
             and position.log_epoch == log_epoch and position.topic in topics
         )
 
-    stored_here: set[bytes] = set()  # stored by this batch (or by the batch in flight)
-    if also_seen:
-        if min(also_seen.values()) >= since:  # the usual case: all of them are in the window
-            stored_here.update(also_seen)
-        else:
-            stored_here.update(k for k, seen_at in also_seen.items() if seen_at >= since)
-    deduped_at = time.perf_counter()
-    rows, sources = result.rows, result.sources
-    for message, event, ident in decoded:
+    return inside
+
+
+def dedup_and_enrich(
+    events: list[tuple[RawMessage, UsageEvent, bytes]],
+    seen: Mapping[bytes, list[LogPosition]],
+    stored_here: set[bytes],
+    inside: Callable[[LogPosition], bool],
+    index: CatalogIndex,
+    result: BatchResult,
+) -> None:
+    """Steps 2-3: each decoded event, in log order, is a duplicate (its identity stored at a
+    position outside this batch, or earlier in it: ``stored_here``, updated), a dead letter
+    (enrichment rejects it), or stored: its enriched rows and dedup key go to ``result``."""
+    tallies, rows, sources = result.tallies, result.rows, result.sources
+    for message, event, ident in events:
         tally = tallies[message.partition]
         positions = seen.get(ident) if seen else None
         if ident in stored_here or (
@@ -261,14 +316,11 @@ def process_batch(
         else:
             sources.extend([message] * len(outcome))
         result.stored_keys.append((ident, message))
-    enriched_at = time.perf_counter()
+
+
+def roll_up(result: BatchResult) -> None:
+    """Step 4: the batch's stored rows as pre-aggregated states (``aggregation.rollup``)."""
     offsets = [m.offset for m in result.sources]
     result.rollups = rollup(result.rows, offsets)
     result.unique_rollups = unique_rollup(result.rows, offsets)
     result.event_values = percentage_rows(result.rows, offsets)
-    if timings is not None:
-        timings["parse"] = parsed_at - started
-        timings["dedup"] = deduped_at - parsed_at
-        timings["enrich"] = enriched_at - deduped_at
-        timings["rollup"] = time.perf_counter() - enriched_at
-    return result
