@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import abc
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
+from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from aggregation.usage_aggregate import UsageAggregate
 from sinks import ddl, migrations
+from sinks.batch_tables import PART_INSERTS, EncodedBatch
 from sinks.store import (
     IDENTITY_BYTES,
     ApiKeyRecord,
@@ -25,7 +27,7 @@ from sinks.store import (
     Organization,
     PartitionCounts,
 )
-from sinks.wire import table_for
+from sinks.wire import batches_table, table_for
 
 # One subscription's buckets in [f, t) (milliseconds); params o, s, f, t.
 _BUCKET_WINDOW = (
@@ -99,6 +101,24 @@ class SqlStore(abc.ABC):
             self._structures[spec.table] = structure
         escaped = structure.replace("\\", "\\\\").replace("'", "\\'")
         self._insert_wire(spec, wire, None, target=f"FUNCTION null('{escaped}')")
+
+    def write_part(self, batch: EncodedBatch, part: str, token: str) -> None:
+        """Insert one part of a batch (see :mod:`sinks.batch_tables`) idempotently."""
+        self.insert(PART_INSERTS[part], batch.tables[part], token)
+
+    def check_part(self, batch: EncodedBatch, part: str) -> None:
+        """Dry-run one part's INSERT (:meth:`check_insert`)."""
+        self.check_insert(PART_INSERTS[part], batch.tables[part])
+
+    def write_marker(
+        self, batch_id: str, log_epoch: str, topic: str, state: str,
+        tallies: Mapping[int, Any], written_at_ms: int,
+    ) -> None:
+        """A manifest row per partition range of a batch ('begin' or 'done'), idempotently
+        (token ``{batch_id}:{state}``)."""
+        table = batches_table(batch_id=batch_id, log_epoch=log_epoch, topic=topic, state=state,
+                              tallies=tallies, written_at_ms=written_at_ms)
+        self.insert(ddl.manifest_insert(state), table, f"{batch_id}:{state}")
 
     def scalar(self, sql: str, params: dict | None = None) -> str:
         """First column of the first row, as text ("" when there is no row)."""

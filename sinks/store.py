@@ -8,15 +8,18 @@ their SQL through :class:`sinks.sql_store.SqlStore`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from aggregation.usage_aggregate import UsageAggregate
 from sinks.ddl import InsertSpec
+
+if TYPE_CHECKING:  # sinks.batch_tables imports this module (through sinks.wire)
+    from sinks.batch_tables import EncodedBatch
 
 __all__ = ["Store", "StoreDataError", "StoreError", "UsageAggregate", "store_error"]
 
@@ -153,6 +156,18 @@ class Store(Protocol):
 
     def insert(self, spec: InsertSpec, wire: pa.Table, token: str) -> None:
         """Insert a wire table; a second insert with the same ``token`` is ignored."""
+
+    def write_part(self, batch: EncodedBatch, part: str, token: str) -> None:
+        """Insert one part of an encoded batch; a repeated ``token`` is ignored."""
+
+    def check_part(self, batch: EncodedBatch, part: str) -> None:
+        """Dry-run one part's INSERT; raise StoreDataError if the engine refuses its data."""
+
+    def write_marker(
+        self, batch_id: str, log_epoch: str, topic: str, state: str,
+        tallies: Mapping[int, Any], written_at_ms: int,
+    ) -> None:
+        """A 'begin' or 'done' manifest row per partition range of a batch (idempotent)."""
 
     def check_insert(self, spec: InsertSpec, wire: pa.Table) -> None:
         """Do every conversion of the INSERT without writing; raise StoreDataError if rejected."""

@@ -35,12 +35,11 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
 from schemas import bounds
-from sinks import ddl, wire
+from sinks.batch_tables import BATCH_PARTS, table_of
 from sinks.store import VALUE_RANGE_ERROR_CODES, Store, StoreDataError
 from streams.batch import DeadLetter, PartitionTally, RawMessage
 from streams.health import PipelineHealth
@@ -55,21 +54,13 @@ log = logging.getLogger("meterline.pipeline")
 VALUE_OUT_OF_RANGE = bounds.VALUE_OUT_OF_RANGE
 STORAGE_REJECTED = "storage_rejected"
 
-# Steps 2-5, in commit order: wire table name and insert. A crash after any of them: its
-# replayed insert is ignored (same token).
-ROW_WRITES = (
-    # 2. dedup index: identities of stored events. Crash after: the replay sees its own
-    #    positions there and still treats those events as originals.
-    ("keys", ddl.DEDUP_KEYS_INSERT),
-    # 3. enriched events.
-    ("events", ddl.EVENTS_INSERT),
-    # 4. pre-aggregated usage, what billing reads (one table per kind of state).
-    ("rollups", ddl.ROLLUPS_INSERT),
-    ("unique", ddl.UNIQUE_ROLLUPS_INSERT),
-    ("values", ddl.EVENT_VALUES_INSERT),
-    # 5. dead letters (the record of truth for re-drive).
-    ("dead", ddl.DEAD_LETTERS_INSERT),
-)
+# Steps 2-5 are the batch's parts (sinks.batch_tables.BATCH_PARTS), in this order:
+# 2. dedup keys (identities of stored events). Crash after: the replay sees its own positions
+#    there and still treats those events as originals.
+# 3. enriched events; 4. roll-ups (usage states, unique-value states, percentage values: what
+#    billing reads); 5. dead letters (the record of truth for re-drive).
+# A crash after any of them: its replayed insert is ignored (same token).
+ROW_WRITES = BATCH_PARTS
 
 Prepare = Callable[..., PreparedBatch]
 ReadRanges = Callable[[dict[int, tuple[int, int]]], Awaitable[list[RawMessage]]]
@@ -125,28 +116,30 @@ class Committer:
         return batch
 
     async def write_rows(self, batch: PreparedBatch, tokens: str) -> None:
-        """Steps 2-5, each INSERT with the token ``{tokens}:{name}``."""
-        for name, spec in ROW_WRITES:
-            await self.write(spec, batch.tables[name], f"{tokens}:{name}")
+        """Steps 2-5, each INSERT with the token ``{tokens}:{part}``; a refusal of the data is
+        raised, anything else retried until it lands."""
+        for part in ROW_WRITES:
+            table = table_of(part)
+            started = time.perf_counter()
+            await asyncio.to_thread(self.retry, f"insert {table}", self.store.write_part,
+                                    batch.encoded, part, f"{tokens}:{part}", refusals=True)
+            rows = batch.encoded.rows(part)
+            if rows:
+                self.metrics.insert_seconds.labels(table).observe(time.perf_counter() - started)
+                self.metrics.insert_rows.labels(table).inc(rows)
 
     async def write_marker(
         self, batch_id: str, state: str, tallies: Mapping[int, PartitionTally], now_ms: int
     ) -> None:
         """A manifest row per partition range ('begin' pins the ranges, 'done' commits)."""
-        table = wire.batches_table(
-            batch_id=batch_id, log_epoch=self.log_epoch, topic=self.topic, state=state,
-            tallies=tallies, written_at_ms=now_ms,
-        )
-        await self.write(ddl.manifest_insert(state), table, f"{batch_id}:{state}")
-
-    async def write(self, spec: ddl.InsertSpec, table: Any, token: str) -> None:
-        """One INSERT, retried until it lands; a refusal of its data is raised."""
+        table = "batch_begins" if state == "begin" else "batches"
         started = time.perf_counter()
-        await asyncio.to_thread(self.retry, f"insert {spec.table}", self.store.insert,
-                                spec, table, token, refusals=True)
-        if table.num_rows:
-            self.metrics.insert_seconds.labels(spec.table).observe(time.perf_counter() - started)
-            self.metrics.insert_rows.labels(spec.table).inc(table.num_rows)
+        await asyncio.to_thread(
+            self.retry, f"insert {table}", self.store.write_marker,
+            batch_id, self.log_epoch, self.topic, state, tallies, now_ms,
+        )
+        self.metrics.insert_seconds.labels(table).observe(time.perf_counter() - started)
+        self.metrics.insert_rows.labels(table).inc(len(tallies))
 
     async def publish_dead_letters(self, dead_letters: Sequence[DeadLetter]) -> None:
         """Step 6: the letters on the dead-letter topic, with their reason in headers."""
@@ -221,9 +214,9 @@ def _refusal_of(
 ) -> StoreDataError | None:
     """The store's refusal of the rows of ``subset``, by dry-run INSERTs (nothing written)."""
     trial = committer.prepare(subset, rejected=rejected, trial=True)
-    for name, spec in ROW_WRITES:
+    for part in ROW_WRITES:
         try:
-            committer.store.check_insert(spec, trial.tables[name])
+            committer.store.check_part(trial.encoded, part)
         except StoreDataError as exc:
             return exc
     return None

@@ -1,8 +1,9 @@
-"""Preparing a batch: the pure steps (decode, dedup, enrich, roll up) and its wire tables.
+"""Preparing a batch: the pure steps (decode, dedup, enrich, roll up), then its rows in the
+store's format (:func:`sinks.batch_tables.encode_batch`).
 
 :class:`BatchPreparer` runs :func:`streams.batch.process_batch` against the store's dedup
 index (through the in-memory filter of stored identities) and turns the result into the
-Arrow tables the :class:`~streams.committer.Committer` writes. It keeps no batch: what it
+encoded batch the :class:`~streams.committer.Committer` writes. It keeps no batch: what it
 returns, a :class:`PreparedBatch`, is all that writing and committing need.
 """
 
@@ -14,12 +15,9 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import pyarrow as pa
 
 from enrichment.catalog_index import CatalogIndex
-from sinks import wire
+from sinks.batch_tables import EncodedBatch, encode_batch
 from sinks.store import LogPosition, Store
 from streams.batch import BatchResult, DeadLetter, PartitionTally, RawMessage, process_batch
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
@@ -40,7 +38,7 @@ class PreparedBatch:
     batch_id: str
     tallies: dict[int, PartitionTally]  # per partition: offset range and outcome counts
     dead_letters: list[DeadLetter]
-    tables: dict[str, Any]  # wire table per write step
+    encoded: EncodedBatch  # its rows in the store's wire format, one part per write step
     stored: dict[bytes, int]  # identity → seen-at ms of each stored event, as its dedup keys
     freshness_sample_ms: list[int]  # Kafka timestamps of 1 in FRESHNESS_SAMPLE_EVERY messages
     newest_event_ms: dict[int, int]  # per partition: the latest event time stored
@@ -94,29 +92,6 @@ def freshness_sample(
     return sample
 
 
-def newest_event_ms(events: pa.Table) -> dict[int, int]:
-    """The latest event time stored per partition, from the batch's ``events`` wire table."""
-    if not events.num_rows:
-        return {}
-    newest = events.group_by("source_partition").aggregate([("timestamp_ms", "max")])
-    return dict(zip(newest["source_partition"].to_pylist(),
-                    newest["timestamp_ms_max"].to_pylist(), strict=True))
-
-
-def wire_tables(
-    result: BatchResult, log_epoch: str, batch_id: str, now_ms: int
-) -> dict[str, pa.Table]:
-    """The batch's wire table per write step (see ``streams.committer.ROW_WRITES``)."""
-    return {
-        "keys": wire.dedup_keys_table(result.stored_keys, log_epoch),
-        "events": wire.events_table(result.rows, result.sources, now_ms, batch_id),
-        "rollups": wire.rollups_table(result.rollups, batch_id),
-        "unique": wire.unique_rollups_table(result.unique_rollups, batch_id),
-        "values": wire.event_values_table(result.event_values, batch_id),
-        "dead": wire.dead_letters_table(result.dead_letters, now_ms, batch_id),
-    }
-
-
 class BatchPreparer:
     """Prepares batches of one topic and log epoch against the store's dedup index.
 
@@ -168,13 +143,13 @@ class BatchPreparer:
                 self.metrics.dedup_filter_identities.set(len(self.seen))
             bid = batch_id_for(self.log_epoch, self.topic, result)
             started = time.perf_counter()
-            tables = wire_tables(result, self.log_epoch, bid, now_ms)
+            encoded = encode_batch(result, self.log_epoch, bid, now_ms)
             timings["wire"] = time.perf_counter() - started
             prepared = PreparedBatch(
                 batch_id=bid, tallies=result.tallies, dead_letters=result.dead_letters,
-                tables=tables, stored={key: m.timestamp for key, m in result.stored_keys},
+                encoded=encoded, stored={key: m.timestamp for key, m in result.stored_keys},
                 freshness_sample_ms=freshness_sample(messages, result.tallies),
-                newest_event_ms=newest_event_ms(tables["events"]), prepared_at_ms=now_ms,
+                newest_event_ms=encoded.newest_event_ms(), prepared_at_ms=now_ms,
                 timings=timings, rejected=dict(rejected or {}),
             )
         if not trial:

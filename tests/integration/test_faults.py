@@ -49,9 +49,13 @@ class FlakyStore:
             self.failures += 1
             raise StoreError("injected: ClickHouse is unreachable")
 
-    def insert(self, *args, **kwargs):
+    def write_part(self, *args, **kwargs):
         self._maybe_fail()
-        return self.store.insert(*args, **kwargs)
+        return self.store.write_part(*args, **kwargs)
+
+    def write_marker(self, *args, **kwargs):
+        self._maybe_fail()
+        return self.store.write_marker(*args, **kwargs)
 
     def find_seen(self, *args, **kwargs):
         self._maybe_fail()

@@ -34,12 +34,12 @@ class CrashingStore:
         self.store = store
         self.revision_writes = 0
 
-    def insert(self, spec, table, token):
-        if ":q" in token and table.num_rows:
+    def write_part(self, batch, part, token):
+        if ":q" in token and batch.rows(part):
             self.revision_writes += 1
             if self.revision_writes == 2:
                 raise Crash(token)
-        return self.store.insert(spec, table, token)
+        return self.store.write_part(batch, part, token)
 
     def __getattr__(self, name):
         return getattr(self.store, name)

@@ -11,7 +11,8 @@ import orjson
 from aiokafka import TopicPartition
 
 from services.catalog import CatalogService
-from sinks.store import CatalogDoc, StoreError
+from sinks.memory_store import MemoryStore
+from sinks.store import CatalogDoc
 from streams.batch import RawRecord, process_batch
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.pipeline import Pipeline, PipelineConfig
@@ -31,23 +32,6 @@ def message(partition: int, offset: int, *, event_ms: int, kafka_ms: int) -> Raw
     return RawRecord(TOPIC, partition, offset, kafka_ms, orjson.dumps(body))
 
 
-class FakeStore:
-    """Accepts every write; ``failures`` insert calls fail first (then it recovers)."""
-
-    def __init__(self, failures: int = 0):
-        self.failures = failures
-        self.inserts: list[str] = []
-
-    def find_seen(self, keys, since):
-        return {}
-
-    def insert(self, spec, table, token):
-        if self.failures:
-            self.failures -= 1
-            raise StoreError("ClickHouse is away")
-        self.inserts.append(spec.table)
-
-
 class FakeConsumer:
     """The broker's end offsets, as the consumer reads them."""
 
@@ -64,12 +48,12 @@ class FakeConsumer:
         return None  # no fetch yet
 
 
-def pipeline(store: FakeStore | None = None) -> Pipeline:
+def pipeline(store: MemoryStore | None = None) -> Pipeline:
     return Pipeline(
         config=PipelineConfig(
             topic=TOPIC, dead_letter_topic="dead", group_id="g", retry_initial_seconds=0.001,
         ),
-        store=store or FakeStore(),
+        store=store or MemoryStore(),  # type: ignore[arg-type]
         kafka_options={},
         log_epoch=EPOCH,
         catalog=lambda: index(subscriptions=[subscription()]),
@@ -139,7 +123,7 @@ def test_the_watermark_never_goes_back():
 
 
 def test_store_errors_and_retries_are_counted():
-    p = pipeline(FakeStore(failures=2))
+    p = pipeline(MemoryStore(failures=2))
     asyncio.run(p.commit_batch(p.prepare(batch_messages()[:5]), commit_kafka=False))
     assert sample(p, "meterline_store_errors_total", operation="insert") == 2
     assert sample(p, "meterline_store_retries_total", operation="insert") == 2

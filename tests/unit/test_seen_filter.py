@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sinks import ddl
+from sinks.memory_store import MemoryStore
 from sinks.store import LogPosition
 from streams.batch import decode, identity_of
 from streams.metrics import Metrics
@@ -65,35 +65,14 @@ def test_an_empty_filter_sees_nothing() -> None:
 # --- in the pipeline --------------------------------------------------------------------------
 
 
-class DedupIndexStore:
-    """A dedup index in memory (identity → position, seen-at ms): what was inserted into
-    ``dedup_keys``, and what was asked."""
-
-    def __init__(self, stored: dict[bytes, tuple[LogPosition, int]]):
-        self.stored = dict(stored)
-        self.asked: list[list[bytes]] = []
-
-    def stored_identities(self, since_ms):
-        yield b"".join(k for k, (_, seen_at) in self.stored.items() if seen_at >= since_ms)
-
-    def find_seen(self, keys, since):
-        self.asked.append(list(keys))
-        return {
-            k: [self.stored[k][0]] for k in keys
-            if k in self.stored and self.stored[k][1] >= since
-        }
-
-    def insert(self, spec, table, token):
-        if spec is ddl.DEDUP_KEYS_INSERT:
-            for row in table.to_pylist():
-                self.stored[row["identity"]] = (
-                    LogPosition(row["log_epoch"], row["source_topic"], row["source_partition"],
-                                row["source_offset"]),
-                    row["seen_at_ms"],
-                )
+def dedup_index(stored: dict[bytes, tuple[LogPosition, int]]) -> MemoryStore:
+    """A store whose dedup index holds ``stored`` (identity → position, seen-at ms)."""
+    store = MemoryStore()
+    store.seed_dedup_keys(stored)
+    return store
 
 
-def pipeline(store: DedupIndexStore) -> Pipeline:
+def pipeline(store: MemoryStore) -> Pipeline:
     return Pipeline(
         config=PipelineConfig(topic=TOPIC, dead_letter_topic="dead", group_id="g"),
         store=store, kafka_options={}, log_epoch=EPOCH,
@@ -110,7 +89,7 @@ def messages(partition: int, offsets: range) -> list:
 
 def test_only_identities_the_filter_may_hold_are_looked_up_and_duplicates_are_still_found():
     earlier = messages(0, range(0, 20))  # stored by an earlier worker
-    store = DedupIndexStore({
+    store = dedup_index({
         identity_of(_event(m)): (LogPosition(EPOCH, TOPIC, 9, m.offset), m.timestamp)
         for m in earlier
     })
@@ -127,7 +106,7 @@ def test_only_identities_the_filter_may_hold_are_looked_up_and_duplicates_are_st
     first = p.prepare(again + fresh)
     tally = first.tallies[1]
     assert (tally.duplicates, tally.stored) == (20, 500)
-    asked = set(store.asked[-1])
+    asked = set(store.lookups[-1])
     assert {identity_of(_event(m)) for m in earlier} <= asked
     assert len(asked) < 40  # the 20 duplicates and a few false positives, not 520
     registry = p.metrics.registry
@@ -150,7 +129,7 @@ def test_a_backfill_older_than_the_filter_looks_up_every_identity():
     now_ms = int(NOW_S * 1000)
     # Stored 40 days ago: outside the 35-day window (plus a day) the filter is loaded with.
     old = message(0, 0, event_ms=START_MS + 3_600_000, kafka_ms=now_ms - 40 * day_ms)
-    store = DedupIndexStore(
+    store = dedup_index(
         {identity_of(_event(old)): (LogPosition(EPOCH, TOPIC, 0, 0), old.timestamp)}
     )
     p = pipeline(store)
@@ -164,14 +143,14 @@ def test_a_backfill_older_than_the_filter_looks_up_every_identity():
     fresh = messages(1, range(1, 11))
     batch = p.prepare([copy, *fresh])
     assert (batch.tallies[1].duplicates, batch.tallies[1].stored) == (1, 10)
-    assert len(store.asked[-1]) == 11
+    assert len(store.lookups[-1]) == 11
 
 
 def test_without_a_loaded_filter_every_identity_is_looked_up():
-    store = DedupIndexStore({})
+    store = dedup_index({})
     p = pipeline(store)
     p.prepare(messages(0, range(50)))
-    assert len(store.asked[-1]) == 50
+    assert len(store.lookups[-1]) == 50
 
 
 def _event(m):
