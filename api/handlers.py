@@ -1,72 +1,24 @@
-"""The HTTP API's behaviour, independent of the web server: request in, (status, JSON) out.
-
-Errors use Lago's envelope. ``streams.web`` binds these handlers to Faust's web server.
+"""Meterline's own endpoints and Lago's event ingestion, independent of the web server:
+request in, :class:`~api.envelope.ApiResponse` out (:mod:`api.routes` maps them to paths).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.envelope import ApiResponse, error, iso_ms, parse_json
 from schemas import exact_json
 from schemas.bounds import MAX_EVENT_BYTES
 from schemas.catalog import CatalogValidationError
-from schemas.errors import VALUE_IS_OUT_OF_RANGE, VALUE_IS_TOO_LONG, InvalidField
+from schemas.errors import VALUE_IS_TOO_LONG, InvalidField
 from schemas.event import UsageEvent, event_to_json_dict, parse_event, partition_key
 from schemas.event import validate_event_payload as event_errors
 from services.api_keys import KeyRing
 from services.catalog import CatalogService
 from services.publishing import EventPublisher
 from services.usage import PeriodOutOfRange, UsageNotFound, UsageService
-
-
-@dataclass(frozen=True)
-class ApiResponse:
-    """A status code, a JSON-serialisable body and extra headers (e.g. ``Retry-After``)."""
-
-    status: int
-    body: Any
-    headers: Mapping[str, str] | None = None
-
-
-def error(status: int, code: str, details: Mapping[str, Any] | None = None) -> ApiResponse:
-    """Lago's error envelope."""
-    titles = {
-        400: "BadRequest",
-        401: "Unauthorized",
-        404: "Not Found",
-        405: "Method Not Allowed",
-        413: "Payload Too Large",
-        422: "Unprocessable Entity",
-        500: "Internal Server Error",
-        503: "Service Unavailable",
-    }
-    body: dict[str, Any] = {"status": status, "error": titles.get(status, "Error"), "code": code}
-    if details is not None:
-        body["error_details"] = dict(details)
-    return ApiResponse(status, body)
-
-
-def page_meta(page: int, per_page: int, total: int) -> dict[str, Any]:
-    """Lago's pagination ``meta`` of page ``page`` (from 1) of ``total`` items."""
-    pages = math.ceil(total / per_page)
-    return {
-        "current_page": page,
-        "next_page": page + 1 if page < pages else None,
-        "prev_page": page - 1 if page > 1 else None,
-        "total_pages": pages,
-        "total_count": total,
-    }
-
-
-def iso_ms(ms: int) -> str:
-    """Unix milliseconds as RFC 3339 with milliseconds and a ``Z``, as Lago prints times."""
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _lago_event(event: UsageEvent, received_ms: int) -> dict[str, Any]:
@@ -87,9 +39,6 @@ def _lago_event(event: UsageEvent, received_ms: int) -> dict[str, Any]:
         ),
         "created_at": iso_ms(received_ms),
     }
-
-
-_EVENT_ROOTS = frozenset(("event", "events"))  # bodies whose properties may hold any integer
 
 
 def _record(event: UsageEvent) -> tuple[bytes, bytes] | None:
@@ -130,25 +79,6 @@ class Api:
         """The organization of a ``Bearer <key>`` header, or None (see :class:`KeyRing`)."""
         return self.key_ring().organization(authorization)
 
-    @staticmethod
-    def parse_json(body: bytes, root: str) -> tuple[Any, ApiResponse | None]:
-        """Decode ``body`` and take its ``root`` key; a 400 on malformed JSON or no root.
-
-        Numbers are exact (:mod:`schemas.exact_json`): ``int``, or ``Decimal`` with every digit.
-        An integer beyond 64 bits in a catalog body (any root but events) is a 422
-        ``value_out_of_range`` on ``root``: no Lago field holds one, and the stored body is
-        echoed in answers that could not be written.
-        """
-        try:
-            payload = exact_json.loads(body)
-        except exact_json.JSONDecodeError:
-            return None, error(400, "bad_request", {"body": ["invalid_json"]})
-        if not isinstance(payload, dict) or root not in payload or payload[root] is None:
-            return None, error(400, "bad_request", {root: ["value_is_mandatory"]})
-        if root not in _EVENT_ROOTS and exact_json.has_wide_int(payload[root]):
-            return None, error(422, "validation_errors", {root: [VALUE_IS_OUT_OF_RANGE]})
-        return payload[root], None
-
     # --- events --------------------------------------------------------------------------------
     async def post_event(self, org: str, body: bytes) -> ApiResponse:
         """``POST /api/v1/events``: validate one event and write it to the raw topic.
@@ -156,7 +86,7 @@ class Api:
         An event whose raw-topic JSON would exceed ``MAX_EVENT_BYTES`` is a 422
         ``value_is_too_long`` on ``event`` (the pipeline would dead-letter it).
         """
-        raw, problem = self.parse_json(body, "event")
+        raw, problem = parse_json(body, "event")
         if problem:
             return problem
         now = self.clock_ms()
@@ -177,7 +107,7 @@ class Api:
         An event whose raw-topic JSON would exceed ``MAX_EVENT_BYTES`` is invalid too:
         ``{"<index>": {"event": ["value_is_too_long"]}}``.
         """
-        raw, problem = self.parse_json(body, "events")
+        raw, problem = parse_json(body, "events")
         if problem:
             return problem
         if not isinstance(raw, list) or not raw:
@@ -208,7 +138,7 @@ class Api:
     # --- catalog -------------------------------------------------------------------------------
     def apply_catalog(self, org: str, body: bytes) -> ApiResponse:
         """``POST /api/v1/meterline/catalog``: apply a whole catalog document at once."""
-        raw, problem = self.parse_json(body, "catalog")
+        raw, problem = parse_json(body, "catalog")
         if problem:
             return problem
         if not isinstance(raw, dict):

@@ -14,15 +14,17 @@ from typing import Any
 
 import faust
 import mode
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from aggregation.reconciliation import LogView, reconcile_report
-from meterline.api import Api
-from meterline.dead_letter_api import DeadLetterApi
-from meterline.lago_api import LagoControlApi
+from api.dead_letters import DeadLetterApi
+from api.handlers import Api
+from api.lago import LagoControlApi
+from api.routes import api_routes
+from api.server import bind_routes
 from meterline.settings import Settings
 from services.api_keys import KeyRing
 from services.catalog import CatalogService
+from services.dead_letters import DeadLetterService
 from services.usage import UsageService
 from sinks.store import Store
 from streams.catalog_topic import TOPIC_CONFIG as CATALOG_TOPIC_CONFIG
@@ -31,7 +33,6 @@ from streams.kafka import client_options, cluster_id, ensure_topics
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.producer import KafkaEventPublisher
-from streams.web import register_routes
 
 log = logging.getLogger("meterline.app")
 EXIT_PIPELINE_FAILED = 70
@@ -198,15 +199,15 @@ def build_app(
         reconcile=reports.reconcile,
         max_batch_events=settings.max_batch_events,
     )
-    dead_letters = DeadLetterApi(
+    dead_letters = DeadLetterApi(DeadLetterService(
         store=store, publisher=publisher,
         default_organization_id=settings.default_organization_id,
-    )
-    register_routes(
-        app, api, max_body_bytes=settings.max_body_bytes, dead_letters=dead_letters,
-        control=LagoControlApi(catalog, store), metrics=metrics,
-        readiness=runtime.readiness,
-    )
+    ))
+    routes = api_routes(api, lago=LagoControlApi(catalog, store), dead_letters=dead_letters,
+                        observe_usage_read=metrics.usage_read_seconds.observe)
+    bind_routes(app, routes, authenticate=api.authenticate,
+                max_body_bytes=settings.max_body_bytes, metrics=metrics,
+                readiness=runtime.readiness)
     # Computed at scrape time: always current, no timer needed.
     metrics.catalog_version.set_function(lambda: catalog.version)
     metrics.catalog_age.set_function(
@@ -285,13 +286,6 @@ def build_app(
         for p in report["partitions"]:
             metrics.reconciliation_mismatch.labels(p["topic"], str(p["partition"])).set(
                 1 if p["problems"] else 0
-            )
-
-    @app.page("/metrics")
-    class PrometheusMetrics(faust.web.View):
-        async def get(self, request: faust.web.Request) -> faust.web.Response:
-            return self.bytes(
-                generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
             )
 
     return app, runtime

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from meterline.api import Api
+from api.handlers import Api
 from services.api_keys import KeyRing, new_key_record
 from services.catalog import CatalogService
 from services.usage import UsageService

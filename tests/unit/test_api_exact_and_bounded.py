@@ -11,7 +11,7 @@ import orjson
 import pytest
 from faust.utils import json as faust_json
 
-from meterline.lago_api import LagoControlApi
+from api.lago import LagoControlApi
 from schemas import exact_json
 from schemas.bounds import MAX_EVENT_BYTES
 from schemas.event import event_to_json_dict, parse_event
@@ -156,11 +156,11 @@ def test_lago_plan_bodies_are_decoded_exactly():
     control = LagoControlApi(catalog, store)  # type: ignore[arg-type]
     metric = b'{"billable_metric":{"code":"gb","name":"GB","aggregation_type":"sum_agg",' \
              b'"field_name":"gb"}}'
-    assert control.create_billable_metric("org-1", metric).status == 200
+    assert control.billable_metrics.create("org-1", metric).status == 200
     plan = (b'{"plan":{"code":"p","name":"P","interval":"monthly","amount_cents":0,'
             b'"amount_currency":"EUR","charges":[{"billable_metric_code":"gb",'
             b'"charge_model":"standard","properties":{"amount":0.123456789012345678}}]}}')
-    response = control.create_plan("org-1", plan)
+    response = control.plans.create("org-1", plan)
     assert response.status == 200, response.body
     (charge,) = catalog.body("org-1", "plan", "p")["charges"]
     assert charge["properties"]["amount"] == Decimal("0.123456789012345678")
@@ -180,11 +180,11 @@ def test_a_catalog_integer_beyond_64_bits_is_422_not_a_500():
     control = LagoControlApi(CatalogService(store), store)  # type: ignore[arg-type]
     body = (b'{"billable_metric":{"code":"m","name":"M","aggregation_type":"count_agg",'
             b'"description":1180591620717411303424}}')
-    response = control.create_billable_metric("org-1", body)
+    response = control.billable_metrics.create("org-1", body)
     assert (response.status, response.body["code"]) == (422, "validation_errors")
     assert response.body["error_details"] == {"billable_metric": ["value_is_out_of_range"]}
     assert store.docs == []
-    ok = control.create_billable_metric("org-1", body.replace(b"1180591620717411303424",
+    ok = control.billable_metrics.create("org-1", body.replace(b"1180591620717411303424",
                                                               b"18446744073709551615"))
     assert ok.status == 200
     faust_json.dumps(ok.body)  # the answer can be written

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from meterline.lago_api import LagoControlApi
+from api.lago import LagoControlApi
 from schemas.catalog import CatalogValidationError
 from services.catalog import CatalogService
 from tests.unit.test_catalog import CatalogDocsDouble
@@ -227,15 +227,15 @@ def test_lago_api_plan_create_and_update_answer_422():
     def j(obj: dict[str, Any]) -> bytes:
         return orjson.dumps({"plan": obj})
 
-    control.create_billable_metric(ORG, orjson.dumps({"billable_metric": metric("max_agg")}))
-    created = control.create_plan(ORG, j(plan("standard", pay_in_advance=True)))
+    control.billable_metrics.create(ORG, orjson.dumps({"billable_metric": metric("max_agg")}))
+    created = control.plans.create(ORG, j(plan("standard", pay_in_advance=True)))
     assert created.status == 422 and created.body["code"] == "validation_errors"
     assert created.body["error_details"] == {
         "pay_in_advance": ["invalid_aggregation_type_or_charge_model"]}
-    assert control.get_plan(ORG, "p").status == 404
+    assert control.plans.get(ORG, "p").status == 404
 
-    assert control.create_plan(ORG, j(plan("standard", min_amount_cents=500))).status == 200
-    updated = control.update_plan(ORG, "p", j({"charges": [
+    assert control.plans.create(ORG, j(plan("standard", min_amount_cents=500))).status == 200
+    updated = control.plans.update(ORG, "p", j({"charges": [
         {"billable_metric_code": "m", "charge_model": "standard", "properties": {"amount": "1"},
          "min_amount_cents": 500, "pay_in_advance": True}]}))
     assert updated.status == 422

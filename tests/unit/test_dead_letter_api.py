@@ -9,12 +9,8 @@ import base64
 import orjson
 import pytest
 
-from meterline.dead_letter_api import (
-    MAX_PER_PAGE,
-    PAYLOAD_PREVIEW_BYTES,
-    REDRIVE_CHUNK,
-    DeadLetterApi,
-)
+from api.dead_letters import MAX_PER_PAGE, DeadLetterApi
+from services.dead_letters import PAYLOAD_PREVIEW_BYTES, REDRIVE_CHUNK, DeadLetterService
 
 ORG = "org-1"
 
@@ -79,8 +75,8 @@ def letter(offset: int, payload: bytes = b'{"x": 1}', code: str = "no_subscripti
 
 def make(letters: list[dict]) -> tuple[DeadLetterApi, LettersDouble, RecordingPublisher]:
     store, publisher = LettersDouble(letters), RecordingPublisher()
-    api = DeadLetterApi(store=store, publisher=publisher,  # type: ignore[arg-type]
-                        default_organization_id="default")
+    api = DeadLetterApi(DeadLetterService(store=store, publisher=publisher,  # type: ignore[arg-type]
+                                          default_organization_id="default"))
     return api, store, publisher
 
 

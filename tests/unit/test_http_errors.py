@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
+from api.errors import failure_response
 from services.catalog import CatalogService
 from services.publishing import PublishFailed
 from services.usage import PeriodOutOfRange, UsageNotFound, UsageService
 from sinks.store import StoreDataError, StoreError
 from streams.producer import KafkaEventPublisher, PublishRejected
-from streams.web import failure_response
 from tests.unit.test_catalog import CatalogDocsDouble
 
 ORG = "org-1"

@@ -17,7 +17,9 @@ from lago_python_client.models.event import EventResponse
 from lago_python_client.models.plan import PlanResponse
 from lago_python_client.models.subscription import SubscriptionResponse
 
-from meterline.lago_api import LagoControlApi, _keep_filter_ids, event_json
+from api.lago import LagoControlApi
+from api.lago.events import event_json
+from api.lago.plans import _keep_filter_ids
 from services.catalog import CatalogService
 from tests.unit.test_catalog import CatalogDocsDouble
 
@@ -87,16 +89,16 @@ def plan_body(metric_id: str | None = None, **extra: object) -> dict:
 
 
 def with_catalog(control: LagoControlApi) -> dict:
-    metric = control.create_billable_metric(ORG, j("billable_metric", METRIC))
+    metric = control.billable_metrics.create(ORG, j("billable_metric", METRIC))
     assert metric.status == 200, metric.body
-    plan = control.create_plan(ORG, j("plan", plan_body()))
+    plan = control.plans.create(ORG, j("plan", plan_body()))
     assert plan.status == 200, plan.body
     return plan.body["plan"]
 
 
 # --- billable metrics ------------------------------------------------------------------------
 def test_metric_create_get_list_update_delete(control):
-    created = control.create_billable_metric(ORG, j("billable_metric", METRIC))
+    created = control.billable_metrics.create(ORG, j("billable_metric", METRIC))
     assert created.status == 200
     metric = created.body["billable_metric"]
     BillableMetricResponse.parse_obj(metric)
@@ -104,45 +106,45 @@ def test_metric_create_get_list_update_delete(control):
     assert metric["filters"] == [{"key": "method", "values": ["GET", "POST"]}]
     assert (metric["rounding_function"], metric["rounding_precision"]) == ("round", 2)
     assert metric["description"] == "API calls" and metric["created_at"] == "2026-11-21T12:00:00Z"
-    assert control.get_billable_metric(ORG, "requests").body == created.body
+    assert control.billable_metrics.get(ORG, "requests").body == created.body
 
-    control.create_billable_metric(ORG, j("billable_metric", {
+    control.billable_metrics.create(ORG, j("billable_metric", {
         "code": "storage", "aggregation_type": "weighted_sum_agg", "field_name": "gb",
         "recurring": True}))
-    listed = control.list_billable_metrics(ORG, {"per_page": "1"})
+    listed = control.billable_metrics.list(ORG, {"per_page": "1"})
     assert listed.status == 200 and len(listed.body["billable_metrics"]) == 1
     assert listed.body["meta"] == {"current_page": 1, "next_page": 2, "prev_page": None,
                                    "total_pages": 2, "total_count": 2}
-    second = control.list_billable_metrics(ORG, [("page", "2"), ("per_page", "1")]).body
+    second = control.billable_metrics.list(ORG, [("page", "2"), ("per_page", "1")]).body
     assert second["meta"]["next_page"] is None and second["meta"]["prev_page"] == 1
     codes = {m["code"] for m in listed.body["billable_metrics"] + second["billable_metrics"]}
     assert codes == {"requests", "storage"}
-    storage = control.get_billable_metric(ORG, "storage").body["billable_metric"]
+    storage = control.billable_metrics.get(ORG, "storage").body["billable_metric"]
     assert storage["weighted_interval"] == "seconds" and storage["recurring"] is True
 
-    updated = control.update_billable_metric(
+    updated = control.billable_metrics.update(
         ORG, "requests", j("billable_metric", {"name": "Requests v2"}))
     assert updated.status == 200
     body = updated.body["billable_metric"]
     assert body["name"] == "Requests v2" and body["field_name"] == "n"  # the rest is kept
     assert body["lago_id"] == metric["lago_id"] and body["created_at"] == metric["created_at"]
 
-    deleted = control.delete_billable_metric(ORG, "storage")
+    deleted = control.billable_metrics.delete(ORG, "storage")
     assert deleted.status == 200 and deleted.body["billable_metric"]["code"] == "storage"
-    assert control.get_billable_metric(ORG, "storage").body["code"] == "billable_metric_not_found"
-    assert control.list_billable_metrics(ORG).body["meta"]["total_count"] == 1
+    assert control.billable_metrics.get(ORG, "storage").body["code"] == "billable_metric_not_found"
+    assert control.billable_metrics.list(ORG).body["meta"]["total_count"] == 1
 
 
 def test_metric_code_rename_and_conflicts(control):
-    control.create_billable_metric(ORG, j("billable_metric", METRIC))
-    again = control.create_billable_metric(ORG, j("billable_metric", METRIC))
+    control.billable_metrics.create(ORG, j("billable_metric", METRIC))
+    again = control.billable_metrics.create(ORG, j("billable_metric", METRIC))
     assert again.status == 422 and again.body["error_details"] == {"code": ["value_already_exist"]}
-    renamed = control.update_billable_metric(ORG, "requests", j("billable_metric", {"code": "r2"}))
+    renamed = control.billable_metrics.update(ORG, "requests", j("billable_metric", {"code": "r2"}))
     assert renamed.status == 200 and renamed.body["billable_metric"]["code"] == "r2"
-    assert control.get_billable_metric(ORG, "requests").status == 404
-    control.create_plan(ORG, j("plan", {**plan_body(), "charges": [
+    assert control.billable_metrics.get(ORG, "requests").status == 404
+    control.plans.create(ORG, j("plan", {**plan_body(), "charges": [
         {**plan_body()["charges"][0], "billable_metric_code": "r2"}]}))
-    used = control.update_billable_metric(ORG, "r2", j("billable_metric", {"code": "r3"}))
+    used = control.billable_metrics.update(ORG, "r2", j("billable_metric", {"code": "r3"}))
     assert used.status == 422 and used.body["error_details"] == {"code": ["value_is_immutable"]}
 
 
@@ -169,7 +171,7 @@ def test_metric_code_rename_and_conflicts(control):
     ],
 )
 def test_metric_bad_input_is_4xx_with_lagos_envelope(control, body, status, code, details):
-    for response in (control.create_billable_metric(ORG, body),):
+    for response in (control.billable_metrics.create(ORG, body),):
         assert response.status == status
         assert response.body["status"] == status and response.body["code"] == code
         assert response.body["error_details"] == details
@@ -177,37 +179,37 @@ def test_metric_bad_input_is_4xx_with_lagos_envelope(control, body, status, code
 
 def test_metric_unknown_code_is_404(control):
     for response in (
-        control.get_billable_metric(ORG, "nope"),
-        control.update_billable_metric(ORG, "nope", j("billable_metric", {"name": "x"})),
-        control.delete_billable_metric(ORG, "nope"),
+        control.billable_metrics.get(ORG, "nope"),
+        control.billable_metrics.update(ORG, "nope", j("billable_metric", {"name": "x"})),
+        control.billable_metrics.delete(ORG, "nope"),
     ):
         assert response.status == 404
         assert response.body == {"status": 404, "error": "Not Found",
                                  "code": "billable_metric_not_found"}
-    bad_update = control.update_billable_metric(ORG, "nope", b"[]")
+    bad_update = control.billable_metrics.update(ORG, "nope", b"[]")
     assert bad_update.status == 400
 
 
 def test_resources_are_scoped_to_the_organization(control):
-    control.create_billable_metric(ORG, j("billable_metric", METRIC))
-    assert control.get_billable_metric("other-org", "requests").status == 404
-    assert control.list_billable_metrics("other-org").body["billable_metrics"] == []
+    control.billable_metrics.create(ORG, j("billable_metric", METRIC))
+    assert control.billable_metrics.get("other-org", "requests").status == 404
+    assert control.billable_metrics.list("other-org").body["billable_metrics"] == []
     # the same code is free in another organization
-    assert control.create_billable_metric("other-org", j("billable_metric", METRIC)).status == 200
+    assert control.billable_metrics.create("other-org", j("billable_metric", METRIC)).status == 200
 
 
 def test_deleting_a_metric_removes_its_charges_from_plans(control):
     with_catalog(control)
-    control.delete_billable_metric(ORG, "requests")
-    plan = control.get_plan(ORG, "pro").body["plan"]
+    control.billable_metrics.delete(ORG, "requests")
+    plan = control.plans.get(ORG, "pro").body["plan"]
     assert plan["charges"] == []
 
 
 # --- plans -----------------------------------------------------------------------------------
 def test_plan_create_with_billable_metric_id_as_the_official_client_sends_it(control):
-    metric = control.create_billable_metric(ORG, j("billable_metric", METRIC))
+    metric = control.billable_metrics.create(ORG, j("billable_metric", METRIC))
     metric_id = metric.body["billable_metric"]["lago_id"]
-    created = control.create_plan(ORG, j("plan", plan_body(metric_id)))
+    created = control.plans.create(ORG, j("plan", plan_body(metric_id)))
     assert created.status == 200, created.body
     plan = created.body["plan"]
     PlanResponse.parse_obj(plan)
@@ -219,8 +221,8 @@ def test_plan_create_with_billable_metric_id_as_the_official_client_sends_it(con
     assert charge["filters"][0]["values"] == {"method": ["GET"]}
     assert charge["filters"][0]["properties"] == {"amount": "2"}
     assert (charge["min_amount_cents"], charge["prorated"]) == (100, False)
-    assert control.get_plan(ORG, "pro").body == created.body
-    listed = control.list_plans(ORG).body
+    assert control.plans.get(ORG, "pro").body == created.body
+    listed = control.plans.list(ORG).body
     assert [p["code"] for p in listed["plans"]] == ["pro"]
     assert listed["meta"]["total_count"] == 1
 
@@ -229,7 +231,7 @@ def test_plan_update_keeps_charge_ids_and_merges_a_charge_given_by_id(control):
     plan = with_catalog(control)
     charge_id = plan["charges"][0]["lago_id"]
     filter_id = plan["charges"][0]["filters"][0]["lago_id"]
-    control.create_billable_metric(ORG, j("billable_metric", {
+    control.billable_metrics.create(ORG, j("billable_metric", {
         "code": "calls", "aggregation_type": "count_agg"}))
     update = {"name": "Pro 2", "charges": [
         {"billable_metric_code": "calls", "charge_model": "standard",
@@ -237,7 +239,7 @@ def test_plan_update_keeps_charge_ids_and_merges_a_charge_given_by_id(control):
         {"id": charge_id, "properties": {"amount": "3"},
          "filters": [{"values": {"method": ["GET"]}, "properties": {"amount": "4"}}]},
     ]}
-    response = control.update_plan(ORG, "pro", j("plan", update))
+    response = control.plans.update(ORG, "pro", j("plan", update))
     assert response.status == 200, response.body
     updated = response.body["plan"]
     assert updated["name"] == "Pro 2" and updated["interval"] == "monthly"
@@ -249,7 +251,7 @@ def test_plan_update_keeps_charge_ids_and_merges_a_charge_given_by_id(control):
     assert requests["filters"][0]["properties"] == {"amount": "4"}
     assert calls["billable_metric_code"] == "calls" and calls["lago_id"] != charge_id
     # an update without charges keeps them
-    kept = control.update_plan(ORG, "pro", j("plan", {"description": "d"})).body["plan"]
+    kept = control.plans.update(ORG, "pro", j("plan", {"description": "d"})).body["plan"]
     assert [c["lago_id"] for c in kept["charges"]] == [calls["lago_id"], charge_id]
 
 
@@ -276,44 +278,44 @@ def test_plan_update_keeps_charge_ids_and_merges_a_charge_given_by_id(control):
     ],
 )
 def test_plan_validation_errors_are_422_with_lago_codes(control, change, status, details):
-    control.create_billable_metric(ORG, j("billable_metric", METRIC))
-    response = control.create_plan(ORG, j("plan", {**plan_body(), **change}))
+    control.billable_metrics.create(ORG, j("billable_metric", METRIC))
+    response = control.plans.create(ORG, j("plan", {**plan_body(), **change}))
     assert response.status == status, response.body
     assert response.body["code"] == "validation_errors"
     assert response.body["error_details"] == details
-    assert control.get_plan(ORG, "pro").status == 404  # nothing stored
+    assert control.plans.get(ORG, "pro").status == 404  # nothing stored
 
 
 def test_plan_unknown_metric_and_unknown_plan_are_404(control):
-    unknown_id = control.create_plan(ORG, j("plan", plan_body("no-such-id")))
+    unknown_id = control.plans.create(ORG, j("plan", plan_body("no-such-id")))
     assert unknown_id.status == 404 and unknown_id.body["code"] == "billable_metric_not_found"
-    unknown_code = control.create_plan(ORG, j("plan", plan_body()))
+    unknown_code = control.plans.create(ORG, j("plan", plan_body()))
     assert unknown_code.status == 404
-    for response in (control.get_plan(ORG, "x"), control.delete_plan(ORG, "x"),
-                     control.update_plan(ORG, "x", j("plan", {"name": "n"}))):
+    for response in (control.plans.get(ORG, "x"), control.plans.delete(ORG, "x"),
+                     control.plans.update(ORG, "x", j("plan", {"name": "n"}))):
         assert response.status == 404 and response.body["code"] == "plan_not_found"
 
 
 def test_plan_conflicts_and_delete_terminates_its_subscriptions(setup):
     control, _, clock = setup
     with_catalog(control)
-    again = control.create_plan(ORG, j("plan", plan_body()))
+    again = control.plans.create(ORG, j("plan", plan_body()))
     assert again.status == 422 and again.body["error_details"] == {"code": ["value_already_exist"]}
-    control.create_subscription(ORG, j("subscription", {
+    control.subscriptions.create(ORG, j("subscription", {
         "external_id": "s1", "external_customer_id": "c1", "plan_code": "pro"}))
-    rename = control.update_plan(ORG, "pro", j("plan", {"code": "pro2"}))
+    rename = control.plans.update(ORG, "pro", j("plan", {"code": "pro2"}))
     assert rename.status == 422 and rename.body["error_details"] == {"code": ["value_is_immutable"]}
     clock.now = NOW + timedelta(hours=1)
-    deleted = control.delete_plan(ORG, "pro")
+    deleted = control.plans.delete(ORG, "pro")
     assert deleted.status == 200 and deleted.body["plan"]["code"] == "pro"
-    sub = control.get_subscription(ORG, "s1").body["subscription"]
+    sub = control.subscriptions.get(ORG, "s1").body["subscription"]
     assert sub["status"] == "terminated" and sub["terminated_at"] == "2026-11-21T13:00:00Z"
 
 
 # --- customers -------------------------------------------------------------------------------
 def test_customer_create_or_update_by_external_id(setup):
     control, _, clock = setup
-    created = control.create_customer(ORG, j("customer", {
+    created = control.customers.create(ORG, j("customer", {
         "external_id": "c1", "name": "Acme", "timezone": "Europe/Paris", "currency": "eur",
         "email": "billing@acme.test"}))
     assert created.status == 200
@@ -323,35 +325,35 @@ def test_customer_create_or_update_by_external_id(setup):
                                                                        "Europe/Paris")
     assert customer["currency"] == "EUR" and customer["email"] == "billing@acme.test"
     clock.now = NOW + timedelta(minutes=5)
-    updated = control.create_customer(ORG, j("customer", {"external_id": "c1", "name": "Acme 2"}))
+    updated = control.customers.create(ORG, j("customer", {"external_id": "c1", "name": "Acme 2"}))
     body = updated.body["customer"]
     assert body["name"] == "Acme 2" and body["timezone"] == "Europe/Paris"  # merged
     assert body["lago_id"] == customer["lago_id"]
     assert (body["created_at"], body["updated_at"]) == ("2026-11-21T12:00:00Z",
                                                         "2026-11-21T12:05:00Z")
-    assert control.get_customer(ORG, "c1").body == updated.body
-    plain = control.create_customer(ORG, j("customer", {"external_id": "c2"})).body["customer"]
+    assert control.customers.get(ORG, "c1").body == updated.body
+    plain = control.customers.create(ORG, j("customer", {"external_id": "c2"})).body["customer"]
     assert plain["timezone"] is None and plain["applicable_timezone"] == "UTC"
-    assert control.list_customers(ORG).body["meta"]["total_count"] == 2
+    assert control.customers.list(ORG).body["meta"]["total_count"] == 2
 
 
 def test_customer_errors(control):
-    assert control.get_customer(ORG, "nobody").body["code"] == "customer_not_found"
-    bad_tz = control.create_customer(ORG, j("customer", {"external_id": "c", "timezone": "Mars"}))
+    assert control.customers.get(ORG, "nobody").body["code"] == "customer_not_found"
+    bad_tz = control.customers.create(ORG, j("customer", {"external_id": "c", "timezone": "Mars"}))
     assert bad_tz.status == 422 and bad_tz.body["error_details"] == {
         "timezone": ["invalid_timezone"]}
-    missing = control.create_customer(ORG, j("customer", {"name": "x"}))
+    missing = control.customers.create(ORG, j("customer", {"name": "x"}))
     assert missing.status == 422 and missing.body["error_details"] == {
         "external_id": ["value_is_mandatory"]}
-    assert control.create_customer(ORG, b'{"customer": "c"}').status == 422
-    assert control.create_customer(ORG, b"").status == 400
+    assert control.customers.create(ORG, b'{"customer": "c"}').status == 422
+    assert control.customers.create(ORG, b"").status == 400
 
 
 # --- subscriptions ---------------------------------------------------------------------------
 def test_subscription_create_get_list_terminate(setup):
     control, _, clock = setup
     with_catalog(control)
-    created = control.create_subscription(ORG, j("subscription", {
+    created = control.subscriptions.create(ORG, j("subscription", {
         "external_id": "s1", "external_customer_id": "c1", "plan_code": "pro",
         "billing_time": "anniversary", "subscription_at": "2026-11-10T08:00:00Z",
         "name": "Main"}))
@@ -365,41 +367,41 @@ def test_subscription_create_get_list_terminate(setup):
     assert sub["current_billing_period_ending_at"] == "2026-12-09T23:59:59Z"
     assert sub["plan_amount_cents"] == 1000 and sub["plan_amount_currency"] == "EUR"
     # the customer did not exist: created, as Lago does
-    customer = control.get_customer(ORG, "c1").body["customer"]
+    customer = control.customers.get(ORG, "c1").body["customer"]
     assert sub["lago_customer_id"] == customer["lago_id"]
     # creating it again is idempotent
-    again = control.create_subscription(ORG, j("subscription", {
+    again = control.subscriptions.create(ORG, j("subscription", {
         "external_id": "s1", "external_customer_id": "c1", "plan_code": "pro"}))
     assert again.status == 200 and again.body["subscription"]["lago_id"] == sub["lago_id"]
-    assert control.get_subscription(ORG, "s1").body["subscription"] == sub
+    assert control.subscriptions.get(ORG, "s1").body["subscription"] == sub
 
-    listed = control.list_subscriptions(ORG, [("external_customer_id", "c1")]).body
+    listed = control.subscriptions.list(ORG, [("external_customer_id", "c1")]).body
     assert [s["external_id"] for s in listed["subscriptions"]] == ["s1"]
-    assert control.list_subscriptions(ORG, {"external_customer_id": "c2"}).body[
+    assert control.subscriptions.list(ORG, {"external_customer_id": "c2"}).body[
         "subscriptions"] == []
 
     clock.now = NOW + timedelta(days=1)
-    ended = control.terminate_subscription(ORG, "s1")
+    ended = control.subscriptions.terminate(ORG, "s1")
     assert ended.status == 200
     assert ended.body["subscription"]["status"] == "terminated"
     assert ended.body["subscription"]["terminated_at"] == "2026-11-22T12:00:00Z"
-    assert control.terminate_subscription(ORG, "s1").body["code"] == "subscription_not_found"
-    assert control.list_subscriptions(ORG, {"external_customer_id": "c1"}).body[
+    assert control.subscriptions.terminate(ORG, "s1").body["code"] == "subscription_not_found"
+    assert control.subscriptions.list(ORG, {"external_customer_id": "c1"}).body[
         "subscriptions"] == []
-    terminated = control.list_subscriptions(
+    terminated = control.subscriptions.list(
         ORG, [("external_customer_id", "c1"), ("status[]", "terminated")]).body
     assert [s["status"] for s in terminated["subscriptions"]] == ["terminated"]
 
 
 def test_pending_subscription_is_canceled_on_delete(control):
     with_catalog(control)
-    created = control.create_subscription(ORG, j("subscription", {
+    created = control.subscriptions.create(ORG, j("subscription", {
         "external_id": "s1", "external_customer_id": "c1", "plan_code": "pro",
         "subscription_at": "2027-01-01T00:00:00Z"}))
     assert created.body["subscription"]["status"] == "pending"
-    canceled = control.terminate_subscription(ORG, "s1")
+    canceled = control.subscriptions.terminate(ORG, "s1")
     assert canceled.status == 200 and canceled.body["subscription"]["status"] == "canceled"
-    assert control.get_subscription(ORG, "s1").status == 404
+    assert control.subscriptions.get(ORG, "s1").status == 404
 
 
 @pytest.mark.parametrize(
@@ -419,22 +421,22 @@ def test_pending_subscription_is_canceled_on_delete(control):
 )
 def test_subscription_errors(control, body, status, code, details):
     with_catalog(control)
-    response = control.create_subscription(ORG, j("subscription", body))
+    response = control.subscriptions.create(ORG, j("subscription", body))
     assert response.status == status and response.body["code"] == code
     assert response.body.get("error_details") == details
 
 
 def test_subscription_plan_change_and_unknown_ids(control):
     with_catalog(control)
-    control.create_plan(ORG, j("plan", {**plan_body(), "code": "other"}))
-    control.create_subscription(ORG, j("subscription", {
+    control.plans.create(ORG, j("plan", {**plan_body(), "code": "other"}))
+    control.subscriptions.create(ORG, j("subscription", {
         "external_id": "s1", "external_customer_id": "c1", "plan_code": "pro"}))
-    change = control.create_subscription(ORG, j("subscription", {
+    change = control.subscriptions.create(ORG, j("subscription", {
         "external_id": "s1", "external_customer_id": "c1", "plan_code": "other"}))
     assert change.status == 422 and change.body["error_details"] == {
         "external_id": ["value_already_exist"]}
-    assert control.get_subscription(ORG, "nope").body["code"] == "subscription_not_found"
-    assert control.terminate_subscription(ORG, "nope").status == 404
+    assert control.subscriptions.get(ORG, "nope").body["code"] == "subscription_not_found"
+    assert control.subscriptions.terminate(ORG, "nope").status == 404
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -448,7 +450,7 @@ def test_event_lookup_by_transaction_id(setup):
         "charge_id": "ch", "charge_filter_id": "", "ingested_at_ms": 1_795_000_001_000,
     }
     store.rows.append(row)
-    found = control.get_event(ORG, "t-1")
+    found = control.events.get(ORG, "t-1")
     assert found.status == 200
     event = found.body["event"]
     EventResponse.parse_obj(event)
@@ -459,11 +461,11 @@ def test_event_lookup_by_transaction_id(setup):
         "timestamp": "2026-11-18T11:06:40.123Z", "properties": {"n": 5, "method": "GET"},
         "precise_total_amount_cents": "1.5", "created_at": "2026-11-18T11:06:41.000Z",
     }
-    assert control.get_event(ORG, "t-1").body["event"]["lago_id"] == event["lago_id"]
-    missing = control.get_event(ORG, "t-2")
+    assert control.events.get(ORG, "t-1").body["event"]["lago_id"] == event["lago_id"]
+    missing = control.events.get(ORG, "t-2")
     assert missing.status == 404 and missing.body["code"] == "event_not_found"
-    assert control.get_event("other-org", "t-1").status == 404
-    assert control.get_event(ORG, "t-1", {"external_subscription_id": "s9"}).status == 404
+    assert control.events.get("other-org", "t-1").status == 404
+    assert control.events.get(ORG, "t-1", {"external_subscription_id": "s9"}).status == 404
 
 
 def test_event_lookup_keeps_every_digit_of_a_number_property():

@@ -2,9 +2,9 @@
 
 A charge amount of 1e20 priced a fee whose amount_cents (10**22) the JSON encoder (orjson, in
 faust's ``View.json``: 64-bit integers only) refused; a rounding_precision of +-10**9 made
-``Decimal.quantize`` raise in billing.rounding. streams/web.py turns both into a 503. Now
-catalog inputs are bounded at validation, and pricing cannot raise nor produce what JSON cannot
-carry, for any catalog and any usage the store can hold.
+``Decimal.quantize`` raise in billing.rounding. The web layer (api.errors) turned both into a
+503. Now catalog inputs are bounded at validation, and pricing cannot raise nor produce what
+JSON cannot carry, for any catalog and any usage the store can hold.
 """
 
 from __future__ import annotations
