@@ -6,7 +6,7 @@ import decimal
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from schemas.bounds import MAX_INSTANT_MS
@@ -162,9 +162,13 @@ def test_property_seconds_string_round_trip(ms: int) -> None:
 
 @given(st.decimals(min_value=0, max_value=Decimal(MAX_INSTANT_MS) / 1000, allow_nan=False,
                    allow_infinity=False))
+# d x 1000 in the default 28 digits rounds these up to the next millisecond
+@example(Decimal("1025611199.999999999999999999501333351859416970337147"))
+@example(Decimal("4102444799.9999999999999999995013333518594169703371468"))
 def test_property_decimal_seconds_floor_exactly(d: Decimal) -> None:
-    expected = int((d * 1000).to_integral_value(rounding=decimal.ROUND_FLOOR,
-                                               context=decimal.Context(prec=100)))
+    exact = decimal.Context(prec=100)
+    expected = int(exact.multiply(d, 1000).to_integral_value(rounding=decimal.ROUND_FLOOR,
+                                                              context=exact))
     if expected >= MAX_INSTANT_MS:
         with pytest.raises(InvalidField) as info:
             parse_timestamp_ms(d, now_ms=NOW)
