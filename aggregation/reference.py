@@ -44,7 +44,7 @@ from decimal import (
 from fractions import Fraction
 
 from enrichment.enricher import EnrichedRow
-from schemas.catalog import AGGREGATION_TYPES, NON_RECURRING_TYPES
+from schemas.kinds import NON_RECURRING_TYPES, AggregationType
 
 __all__ = ["Key", "reference_event_values", "reference_units"]
 
@@ -162,19 +162,19 @@ def _weighted_sum(
     return Decimal(scaled_up).scaleb(-_WEIGHTED_PLACES)
 
 
-_SIMPLE: dict[str, Callable[[list[EnrichedRow]], Decimal]] = {
-    "count_agg": _count,
-    "sum_agg": _sum,
-    "max_agg": _max,
-    "latest_agg": _latest,
-    "unique_count_agg": _unique_count,
+_SIMPLE: dict[AggregationType, Callable[[list[EnrichedRow]], Decimal]] = {
+    AggregationType.COUNT: _count,
+    AggregationType.SUM: _sum,
+    AggregationType.MAX: _max,
+    AggregationType.LATEST: _latest,
+    AggregationType.UNIQUE_COUNT: _unique_count,
 }
 
 
 def reference_units(
     rows: Sequence[EnrichedRow],
     *,
-    aggregation_type: str,
+    aggregation_type: AggregationType | str,
     recurring: bool,
     period_from_ms: int,
     period_to_ms: int,
@@ -189,10 +189,12 @@ def reference_units(
     :func:`billing.periods.period_days`) is only read by weighted_sum_agg. Round the result
     with :func:`billing.rounding.round_units`.
     """
-    if aggregation_type not in AGGREGATION_TYPES:
-        raise ValueError(f"unknown aggregation type: {aggregation_type!r}")
-    if recurring and aggregation_type in NON_RECURRING_TYPES:
-        raise ValueError(f"{aggregation_type} cannot be recurring")
+    try:
+        agg = AggregationType(aggregation_type)
+    except ValueError:
+        raise ValueError(f"unknown aggregation type: {aggregation_type!r}") from None
+    if recurring and agg in NON_RECURRING_TYPES:
+        raise ValueError(f"{agg} cannot be recurring")
     _check_window(period_from_ms, period_to_ms)
     _check_one_subscription(rows)
 
@@ -202,7 +204,7 @@ def reference_units(
 
     groups = _group(rows, keep)
     with localcontext(_EXACT):
-        if aggregation_type == "weighted_sum_agg":
+        if agg == AggregationType.WEIGHTED_SUM:
             if period_days < 1:
                 raise ValueError(f"period_days must be >= 1, got {period_days}")
             return {
@@ -214,7 +216,7 @@ def reference_units(
                 )
                 for key, members in groups.items()
             }
-        compute = _SIMPLE[aggregation_type]
+        compute = _SIMPLE[agg]
         return {key: compute(members) for key, members in groups.items()}
 
 

@@ -20,6 +20,7 @@ from decimal import Context, Decimal, localcontext
 from fractions import Fraction
 
 from aggregation.usage_aggregate import UsageAggregate
+from schemas.kinds import AggregationType
 
 ZERO = Decimal(0)
 # Wide enough that adding two stored sums (Decimal(76, 12) each) is exact.
@@ -71,7 +72,7 @@ def weighted_sum(
 
 
 def units_for(
-    aggregation_type: str,
+    aggregation_type: AggregationType,
     *,
     recurring: bool,
     window: UsageAggregate | None,
@@ -80,21 +81,21 @@ def units_for(
     period: Period,
 ) -> Decimal:
     """Units of one key; ``before`` is the state before the period (recurring metrics)."""
-    if aggregation_type == "count_agg":
+    if aggregation_type == AggregationType.COUNT:
         return Decimal(window.events_count if window else 0)
-    if aggregation_type == "sum_agg":
+    if aggregation_type == AggregationType.SUM:
         total = window.value_sum if window else ZERO
         if recurring and before is not None:
             total = EXACT.add(total, before.value_sum)  # never rounded to 28 digits
         return total
-    if aggregation_type == "max_agg":
+    if aggregation_type == AggregationType.MAX:
         return window.value_max if window and window.value_max is not None else ZERO
-    if aggregation_type == "latest_agg":
+    if aggregation_type == AggregationType.LATEST:
         latest = window.latest_value if window else None
         return latest if latest is not None and latest > 0 else ZERO
-    if aggregation_type == "unique_count_agg":
+    if aggregation_type == AggregationType.UNIQUE_COUNT:
         return Decimal(unique_present or 0)
-    if aggregation_type == "weighted_sum_agg":
+    if aggregation_type == AggregationType.WEIGHTED_SUM:
         initial = before.value_sum if recurring and before is not None else ZERO
         return weighted_sum(window, initial, period)
     raise ValueError(f"unknown aggregation type {aggregation_type!r}")

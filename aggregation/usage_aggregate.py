@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from schemas.kinds import AggregationType
+
 ZERO = Decimal(0)
 
 
@@ -15,7 +17,7 @@ class UsageAggregate:
     charge_id: str
     charge_filter_id: str
     grouped_by: tuple[tuple[str, str], ...]
-    aggregation_type: str
+    aggregation_type: AggregationType
     events_count: int
     value_sum: Decimal
     value_max: Decimal | None

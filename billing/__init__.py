@@ -3,7 +3,7 @@
 No I/O: stdlib, ``decimal`` and ``zoneinfo`` only. Money is ``decimal.Decimal`` end to end.
 """
 
-from billing.charge_models import CHARGE_MODELS, compute_amount
+from billing.charge_models import PRICING_FUNCTIONS, compute_amount
 from billing.currency import UnknownCurrency, amount_cents, currency_exponent, subunit
 from billing.periods import billing_period, billing_period_bounds, period_by_index, period_days
 from billing.proration import min_amount_true_up_cents, prorate_min_amount
@@ -12,7 +12,7 @@ from billing.usage import ChargeUsage
 from billing.validation import validate_charge_properties
 
 __all__ = [
-    "CHARGE_MODELS",
+    "PRICING_FUNCTIONS",
     "ChargeUsage",
     "UnknownCurrency",
     "amount_cents",

@@ -1,4 +1,8 @@
-"""Charge models of SPEC §6: units -> amount in currency units (unrounded Decimal)."""
+"""Charge models of SPEC §6: units -> amount in currency units (unrounded Decimal).
+
+:data:`PRICING_FUNCTIONS` holds one pricing function per :class:`schemas.kinds.ChargeModel`
+(the properties each one reads are checked by :data:`billing.validation.VALIDATORS`).
+"""
 
 from __future__ import annotations
 
@@ -18,17 +22,20 @@ from billing.ranges import (
 )
 from billing.usage import ChargeUsage
 from billing.validation import validate_charge_properties
+from schemas.kinds import ChargeModel
 
 __all__ = [
-    "CHARGE_MODELS",
+    "PRICING_FUNCTIONS",
     "ChargeUsage",
+    "PricingFunction",
     "compute_amount",
     "validate_charge_properties",
 ]
 
 HUNDRED = Decimal(100)
 
-ChargeModel = Callable[[Mapping[str, Any], ChargeUsage], Decimal]
+#: A charge model's pricing: (the bucket's properties, its usage) -> amount in currency units.
+PricingFunction = Callable[[Mapping[str, Any], ChargeUsage], Decimal]
 
 
 def standard_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
@@ -104,27 +111,29 @@ def dynamic_amount(properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal
     return to_decimal(cents) / subunit(usage.currency)
 
 
-#: Charge model name -> pricing function.
-CHARGE_MODELS: dict[str, ChargeModel] = {
-    "standard": standard_amount,
-    "package": package_amount,
-    "graduated": graduated_amount,
-    "graduated_percentage": graduated_percentage_amount,
-    "volume": volume_amount,
-    "percentage": percentage_amount,
-    "dynamic": dynamic_amount,
+#: Charge model -> pricing function: the one registry of pricing (one for each member).
+PRICING_FUNCTIONS: dict[ChargeModel, PricingFunction] = {
+    ChargeModel.STANDARD: standard_amount,
+    ChargeModel.PACKAGE: package_amount,
+    ChargeModel.GRADUATED: graduated_amount,
+    ChargeModel.GRADUATED_PERCENTAGE: graduated_percentage_amount,
+    ChargeModel.VOLUME: volume_amount,
+    ChargeModel.PERCENTAGE: percentage_amount,
+    ChargeModel.DYNAMIC: dynamic_amount,
 }
 
 
-def compute_amount(charge_model: str, properties: Mapping[str, Any], usage: ChargeUsage) -> Decimal:
+def compute_amount(
+    charge_model: ChargeModel, properties: Mapping[str, Any], usage: ChargeUsage
+) -> Decimal:
     """Price ``usage`` with ``charge_model``; returns currency units (not cents), unrounded.
 
-    Raises ``ValueError`` for an unknown model or unusable properties (validate them first with
-    :func:`validate_charge_properties`).
+    Raises ``ValueError`` for an unknown model (a string that is no member) or unusable
+    properties (validate them first with :func:`validate_charge_properties`).
     """
     try:
-        model = CHARGE_MODELS[charge_model]
+        price = PRICING_FUNCTIONS[charge_model]
     except KeyError:
         raise ValueError(f"unknown charge model: {charge_model!r}") from None
     with localcontext(CONTEXT):
-        return model(properties or {}, usage)
+        return price(properties or {}, usage)

@@ -37,9 +37,9 @@ from typing import Any
 
 from billing.decimals import ZERO, to_decimal
 from billing.usage import ChargeUsage
+from schemas.kinds import AggregationType
 
 HUNDRED = Decimal(100)
-COUNT_TYPES = frozenset({"count_agg", "unique_count_agg"})
 
 
 def _optional_decimal(properties: Mapping[str, Any], key: str) -> Decimal | None:
@@ -96,9 +96,9 @@ def running_total(usage: ChargeUsage, free_events: int, free_total: Decimal) -> 
     """Lago's running total of free units (see the module docstring); empty without free units."""
     if free_events == 0 and free_total == 0:
         return RunningTotal(())
-    if usage.aggregation_type == "count_agg":
+    if usage.aggregation_type == AggregationType.COUNT:
         return CountingTotal(usage.events_count)
-    if usage.aggregation_type == "unique_count_agg":
+    if usage.aggregation_type == AggregationType.UNIQUE_COUNT:
         return CountingTotal(int(max(usage.units, ZERO)))
     totals: list[Decimal] = []
     total = ZERO

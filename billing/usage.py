@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from schemas.kinds import AggregationType
+
 
 @dataclass(frozen=True, slots=True)
 class ChargeUsage:
@@ -22,4 +24,4 @@ class ChargeUsage:
     event_values: tuple[Decimal, ...] = ()
     precise_total_amount_cents: Decimal | None = None
     currency: str = "USD"
-    aggregation_type: str | None = None
+    aggregation_type: AggregationType | None = None

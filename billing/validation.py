@@ -25,6 +25,7 @@ from typing import Any, TypeGuard
 from billing.currency import UnknownCurrency, max_amount
 from billing.decimals import to_decimal
 from schemas.bounds import decimal_fits
+from schemas.kinds import ChargeModel
 
 Errors = dict[str, list[str]]
 
@@ -197,14 +198,18 @@ def _dynamic(properties: Mapping[str, Any], check: _Checker) -> None:
     """``dynamic`` takes no properties (the amount comes with each event)."""
 
 
-_VALIDATORS: dict[str, Callable[[Mapping[str, Any], _Checker], None]] = {
-    "standard": _standard,
-    "package": _package,
-    "graduated": _graduated,
-    "graduated_percentage": _graduated_percentage,
-    "volume": _volume,
-    "percentage": _percentage,
-    "dynamic": _dynamic,
+#: Checks the properties of one charge model, adding its errors to the checker.
+Validator = Callable[[Mapping[str, Any], _Checker], None]
+
+#: Charge model -> validator of its properties (one for each member).
+VALIDATORS: dict[ChargeModel, Validator] = {
+    ChargeModel.STANDARD: _standard,
+    ChargeModel.PACKAGE: _package,
+    ChargeModel.GRADUATED: _graduated,
+    ChargeModel.GRADUATED_PERCENTAGE: _graduated_percentage,
+    ChargeModel.VOLUME: _volume,
+    ChargeModel.PERCENTAGE: _percentage,
+    ChargeModel.DYNAMIC: _dynamic,
 }
 
 
@@ -219,8 +224,9 @@ def validate_charge_properties(
     free_units_per_events must be integers. ``currency`` (the plan's) sets the largest amount;
     without it (or when unknown), the smallest of all currencies' applies.
     """
-    validator = _VALIDATORS.get(charge_model)
-    if validator is None:
+    try:
+        validator = VALIDATORS[ChargeModel(charge_model)]
+    except ValueError:  # not a member
         return {"charge_model": ["value_is_invalid"]}
     check = _Checker(currency)
     validator(properties if isinstance(properties, Mapping) else {}, check)

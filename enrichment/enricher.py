@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Context, Decimal
-from typing import final
+from typing import Literal, final
 
 from enrichment.catalog_index import CatalogIndex, Match, PreparedCharge
 from schemas.bounds import DECIMAL_SCALE, VALUE_OUT_OF_RANGE, decimal_fits
-from schemas.catalog import NUMERIC_TYPES
 from schemas.event import UsageEvent
+from schemas.kinds import NUMERIC_TYPES, AggregationType, ChargeModel
 from schemas.numbers import canonical_string, plain_decimal, to_decimal
 
 UNKNOWN_METRIC = "unknown_metric"
@@ -34,13 +34,13 @@ class EnrichedRow:
     subscription_id: str
     plan_id: str
     customer_id: str
-    aggregation_type: str
+    aggregation_type: AggregationType
     value: str
     decimal_value: Decimal | None
     charge_id: str
     charge_filter_id: str
     grouped_by: tuple[tuple[str, str], ...]
-    charge_model: str = ""
+    charge_model: ChargeModel | Literal[""] = ""  # "" for the row of an event with no charge
 
 
 @final  # so that ``type(x) is Rejection`` (the hot path's test) narrows both ways
@@ -68,7 +68,7 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
     agg = metric.aggregation_type
     value: str
     decimal_value: Decimal | None
-    if agg == "count_agg":
+    if agg == _COUNT:
         value, decimal_value = "1", _ONE
     else:
         raw = event.properties.get(metric.field_name or "")
@@ -107,11 +107,12 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
 
 
 _ONE = Decimal(1)
+_COUNT = AggregationType.COUNT  # a global: reading an enum member costs ~50 ns per event
 _MATCH_CACHE_LIMIT = 100_000  # memoized property combinations per charge
 
 
 def _check_value(
-    raw: object, agg: str, field_name: str | None
+    raw: object, agg: AggregationType, field_name: str | None
 ) -> tuple[str, Decimal | None] | Rejection:
     """(canonical text, Decimal or None) of a metric's property value, or why it is invalid."""
     text: str | None

@@ -11,35 +11,20 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from schemas.bounds import MAX_ID_LENGTH, instant_fits
+from schemas.kinds import (
+    NON_RECURRING_TYPES,
+    NOT_ON_LATEST_AGG,
+    PAYABLE_IN_ADVANCE_TYPES,
+    AggregationType,
+    ChargeModel,
+)
 from schemas.numbers import canonical_string
 
-AGGREGATION_TYPES = frozenset(
-    {"count_agg", "sum_agg", "max_agg", "latest_agg", "unique_count_agg", "weighted_sum_agg"}
-)
-NON_RECURRING_TYPES = frozenset({"count_agg", "max_agg", "latest_agg"})
-NUMERIC_TYPES = frozenset({"sum_agg", "max_agg", "latest_agg", "weighted_sum_agg"})
-CHARGE_MODELS = frozenset(
-    {
-        "standard",
-        "package",
-        "graduated",
-        "graduated_percentage",
-        "volume",
-        "percentage",
-        "dynamic",
-    }
-)
-#: Lago's ``BillableMetric::AGGREGATION_TYPES_PAYABLE_IN_ADVANCE``
-#: (getlago/lago-api app/models/billable_metric.rb:38; ``custom_agg`` aside, not supported here).
-PAYABLE_IN_ADVANCE_TYPES = frozenset({"count_agg", "sum_agg", "unique_count_agg"})
-#: Charge models whose Lago validator refuses a ``latest_agg`` metric
-#: (app/services/charges/validators/percentage_service.rb:23-27,
-#: graduated_percentage_service.rb:32-36).
-NOT_ON_LATEST_AGG = frozenset({"percentage", "graduated_percentage"})
 PLAN_INTERVALS = frozenset({"weekly", "monthly", "quarterly", "yearly"})
 BILLING_TIMES = frozenset({"calendar", "anniversary"})
 ROUNDING_FUNCTIONS = frozenset({"round", "ceil", "floor"})
@@ -56,6 +41,7 @@ _BIGINT_MAX = 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _ID_NAMESPACE = uuid.UUID("6f1d5a8e-3c1b-4f3e-9a52-8d0f6c1e2b7a")
+_E = TypeVar("_E", bound=StrEnum)
 
 
 class CatalogValidationError(ValueError):
@@ -87,7 +73,7 @@ class BillableMetric:
     id: str
     code: str
     name: str
-    aggregation_type: str
+    aggregation_type: AggregationType
     field_name: str | None
     recurring: bool = False
     rounding_function: str | None = None
@@ -117,7 +103,7 @@ class Charge:
 
     id: str
     billable_metric_code: str
-    charge_model: str
+    charge_model: ChargeModel
     properties: Mapping[str, Any]
     filters: tuple[ChargeFilter, ...] = ()
     min_amount_cents: int = 0
@@ -245,6 +231,21 @@ def _req_choice(obj: Mapping[str, Any], key: str, allowed: frozenset[str], error
     return value
 
 
+def _req_member(
+    obj: Mapping[str, Any], key: str, kind: type[_E], errors: _Errors
+) -> tuple[str, _E | None]:
+    """A required string as :func:`_req_str` reads it, and the ``kind`` member it names: None
+    (with ``value_is_invalid`` for a string that names none) when it is not one."""
+    value = _req_str(obj, key, errors)
+    if not value:
+        return value, None
+    try:
+        return value, kind(value)
+    except ValueError:
+        errors.add(key, "value_is_invalid")
+        return value, None
+
+
 def _opt_str(obj: Mapping[str, Any], key: str, errors: _Errors) -> str | None:
     value = obj.get(key)
     if value is None:
@@ -331,9 +332,9 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
     code = _req_str(obj, "code", errors)
     _check_ids(obj, errors, "lago_id")
     name = _opt_str(obj, "name", errors) or code
-    agg = _req_choice(obj, "aggregation_type", AGGREGATION_TYPES, errors)
+    agg_text, agg = _req_member(obj, "aggregation_type", AggregationType, errors)
     field_name = _opt_str(obj, "field_name", errors)
-    if agg and agg != "count_agg" and not field_name:
+    if agg_text and agg != AggregationType.COUNT and not field_name:
         errors.add("field_name", "value_is_mandatory")
     recurring = _bool(obj, "recurring", errors)
     if recurring and agg in NON_RECURRING_TYPES:
@@ -347,7 +348,7 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
     ):
         errors.add("rounding_precision", "value_is_out_of_range")
     weighted_interval = _opt_str(obj, "weighted_interval", errors)
-    if agg == "weighted_sum_agg":
+    if agg == AggregationType.WEIGHTED_SUM:
         weighted_interval = weighted_interval or "seconds"
         if weighted_interval != "seconds":
             errors.add("weighted_interval", "value_is_invalid")
@@ -366,6 +367,7 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
             continue
         filters.append(MetricFilter(key=key, values=values))
     errors.raise_if_any()
+    assert agg is not None  # else an error was raised
     metric_id = obj.get("lago_id") or stable_id(organization_id, "metric", code)
     return BillableMetric(
         organization_id=organization_id,
@@ -373,7 +375,7 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
         code=code,
         name=name,
         aggregation_type=agg,
-        field_name=field_name if agg != "count_agg" else None,
+        field_name=field_name if agg != AggregationType.COUNT else None,
         recurring=recurring,
         rounding_function=rounding_function,
         rounding_precision=rounding_precision,
@@ -422,7 +424,7 @@ def parse_charge(
     local = _Errors()
     metric_code = _req_str(obj, "billable_metric_code", local)
     _check_ids(obj, local, "lago_id", "id")
-    model = _req_choice(obj, "charge_model", CHARGE_MODELS, local)
+    _, model = _req_member(obj, "charge_model", ChargeModel, local)
     properties = obj.get("properties") or {}
     if not isinstance(properties, Mapping):
         local.add("properties", "invalid_type")
@@ -456,6 +458,7 @@ def parse_charge(
             errors.add(key, code)
     if local.details:
         return None
+    assert model is not None  # else an error was added
     return Charge(
         id=charge_id,
         billable_metric_code=metric_code,
@@ -525,11 +528,13 @@ def charge_metric_errors(charge: Charge, metric: BillableMetric) -> dict[str, li
     """
     errors = _Errors()
     model, agg = charge.charge_model, metric.aggregation_type
-    if model in NOT_ON_LATEST_AGG and agg == "latest_agg":
+    if model in NOT_ON_LATEST_AGG and agg == AggregationType.LATEST:
         errors.add("billable_metric", "invalid_value")
-    if model == "dynamic" and agg != "sum_agg":
+    if model == ChargeModel.DYNAMIC and agg != AggregationType.SUM:
         errors.add("charge_model", "invalid_aggregation_type_or_charge_model")
-    if charge.pay_in_advance and (model == "volume" or agg not in PAYABLE_IN_ADVANCE_TYPES):
+    if charge.pay_in_advance and (
+        model == ChargeModel.VOLUME or agg not in PAYABLE_IN_ADVANCE_TYPES
+    ):
         errors.add("pay_in_advance", "invalid_aggregation_type_or_charge_model")
     if charge.prorated and not _may_prorate(charge, metric):
         errors.add("prorated", "invalid_billable_metric_or_charge_model")
@@ -545,11 +550,11 @@ def _may_prorate(charge: Charge, metric: BillableMetric) -> bool:
     """Lago's ``Charge#validate_prorated`` (app/models/charge.rb:153-167): a recurring metric,
     not ``weighted_sum_agg`` (it prorates already); paid in advance: ``standard`` only; in
     arrears: ``standard``, ``volume`` or ``graduated``."""
-    if metric.aggregation_type == "weighted_sum_agg" or not metric.recurring:
+    if metric.aggregation_type == AggregationType.WEIGHTED_SUM or not metric.recurring:
         return False
     if charge.pay_in_advance:
-        return charge.charge_model == "standard"
-    return charge.charge_model in ("standard", "volume", "graduated")
+        return charge.charge_model == ChargeModel.STANDARD
+    return charge.charge_model in (ChargeModel.STANDARD, ChargeModel.VOLUME, ChargeModel.GRADUATED)
 
 
 def _filter_value_errors(charge: Charge, metric: BillableMetric) -> list[tuple[str, str]]:

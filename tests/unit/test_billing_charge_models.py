@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from billing.charge_models import CHARGE_MODELS, ChargeUsage, compute_amount
+from billing.charge_models import PRICING_FUNCTIONS, ChargeUsage, compute_amount
 
 
 def usage(units, events_count=1, **kwargs) -> ChargeUsage:
@@ -12,7 +12,7 @@ def usage(units, events_count=1, **kwargs) -> ChargeUsage:
 
 
 def test_registry_has_every_model():
-    assert set(CHARGE_MODELS) == {
+    assert set(PRICING_FUNCTIONS) == {
         "standard",
         "package",
         "graduated",
