@@ -21,7 +21,10 @@ from sinks.ddl import InsertSpec
 if TYPE_CHECKING:  # sinks.batch_tables imports this module (through sinks.wire)
     from sinks.batch_tables import EncodedBatch
 
-__all__ = ["Store", "StoreDataError", "StoreError", "UsageAggregate", "store_error"]
+__all__ = [
+    "AccessStore", "BatchStore", "CatalogStore", "DeadLetterStore", "OperationsStore", "Store",
+    "StoreDataError", "StoreError", "UsageAggregate", "UsageStore", "store_error",
+]
 
 
 class StoreError(RuntimeError):
@@ -148,14 +151,16 @@ class ApiKeyRecord:
     key_hash: str
 
 
-class Store(Protocol):
-    """What the pipeline, the API and the billing core need from ClickHouse."""
+class BatchStore(Protocol):
+    """What the pipeline needs: the dedup index, a batch's parts and the manifest."""
 
-    def ensure_schema(self) -> None:
-        """Create the database and tables if missing (idempotent)."""
+    def find_seen(
+        self, identities: list[bytes], since_ms: int
+    ) -> dict[bytes, list[LogPosition]]:
+        """Stored positions of each identity first seen at or after ``since_ms``."""
 
-    def insert(self, spec: InsertSpec, wire: pa.Table, token: str) -> None:
-        """Insert a wire table; a second insert with the same ``token`` is ignored."""
+    def stored_identities(self, since_ms: int) -> Iterator[bytes]:
+        """Every dedup identity seen since ``since_ms``, in chunks of packed 16-byte digests."""
 
     def write_part(self, batch: EncodedBatch, part: str, token: str) -> None:
         """Insert one part of an encoded batch; a repeated ``token`` is ignored."""
@@ -169,19 +174,11 @@ class Store(Protocol):
     ) -> None:
         """A 'begin' or 'done' manifest row per partition range of a batch (idempotent)."""
 
-    def check_insert(self, spec: InsertSpec, wire: pa.Table) -> None:
-        """Do every conversion of the INSERT without writing; raise StoreDataError if rejected."""
-
-    def find_seen(
-        self, identities: list[bytes], since_ms: int
-    ) -> dict[bytes, list[LogPosition]]:
-        """Stored positions of each identity first seen at or after ``since_ms``."""
-
-    def stored_identities(self, since_ms: int) -> Iterator[bytes]:
-        """Every dedup identity seen since ``since_ms``, in chunks of packed 16-byte digests."""
-
     def open_batches(self, topic: str) -> list[OpenBatch]:
         """Batches of any log epoch begun but neither done nor rolled back, oldest first."""
+
+    def committed_offsets(self, log_epoch: str, topic: str) -> dict[int, int]:
+        """Next offset to read per partition, after the last committed batch."""
 
     def delete_batch_rows(
         self, batch_id: str, log_epoch: str, topic: str, ranges: dict[int, tuple[int, int]]
@@ -191,20 +188,9 @@ class Store(Protocol):
     def roll_back_batch(self, topic: str, parts: list[OpenBatch], reason: str) -> None:
         """Delete what an unfinished batch wrote and record it as rolled back."""
 
-    def rolled_back_batches(self) -> list[dict]:
-        """Every rolled-back batch range."""
 
-    def committed_offsets(self, log_epoch: str, topic: str) -> dict[int, int]:
-        """Next offset to read per partition, after the last committed batch."""
-
-    def partition_counts(self, log_epoch: str | None = None) -> list[PartitionCounts]:
-        """Reconciliation counters per (topic, partition) of committed batches."""
-
-    def dedup_index_stats(self) -> dict:
-        """``keys``, ``bytes_on_disk`` and ``bytes_per_key`` of the dedup index."""
-
-    def reconcile(self) -> list[dict]:
-        """Per (log epoch, topic, partition): manifest counts and counts recounted from rows."""
+class UsageStore(Protocol):
+    """What billing reads: pre-aggregated usage, and the enriched rows of a transaction."""
 
     def read_usage(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
@@ -227,6 +213,13 @@ class Store(Protocol):
     ) -> dict[tuple, tuple[Decimal, ...]]:
         """Per (charge, filter, group): percentage-charge values in event order."""
 
+    def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
+        """Stored enriched rows of one transaction id (one per matched charge)."""
+
+
+class CatalogStore(Protocol):
+    """The versioned catalog."""
+
     def put_catalog_docs(self, docs: list[CatalogDoc]) -> None:
         """Store new versions of catalog resources."""
 
@@ -235,6 +228,10 @@ class Store(Protocol):
 
     def load_catalog_history(self) -> list[CatalogDoc]:
         """Every version of every catalog resource, oldest version first."""
+
+
+class AccessStore(Protocol):
+    """Organizations and their API keys (digests only)."""
 
     def ensure_organization(self, org_id: str, name: str) -> Organization:
         """Create the organization if it does not exist; return it."""
@@ -247,6 +244,10 @@ class Store(Protocol):
 
     def api_keys(self) -> list[ApiKeyRecord]:
         """Every API key (digests)."""
+
+
+class DeadLetterStore(Protocol):
+    """Dead letters and their re-drives."""
 
     def dead_letters(
         self, *, error_code: str | None = None, organization_id: str | None = None,
@@ -268,8 +269,38 @@ class Store(Protocol):
     def mark_redriven(self, letters: list[dict]) -> None:
         """Record that these dead letters (rows of :meth:`dead_letters`) were re-published."""
 
-    def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
-        """Stored enriched rows of one transaction id (one per matched charge)."""
+
+class OperationsStore(Protocol):
+    """What operators and status pages read: counts, reconciliation, rollbacks."""
+
+    def partition_counts(self, log_epoch: str | None = None) -> list[PartitionCounts]:
+        """Reconciliation counters per (topic, partition) of committed batches."""
+
+    def reconcile(self) -> list[dict]:
+        """Per (log epoch, topic, partition): manifest counts and counts recounted from rows."""
+
+    def rolled_back_batches(self) -> list[dict]:
+        """Every rolled-back batch range."""
+
+    def dedup_index_stats(self) -> dict:
+        """``keys``, ``bytes_on_disk`` and ``bytes_per_key`` of the dedup index."""
+
+
+class Store(
+    BatchStore, UsageStore, CatalogStore, AccessStore, DeadLetterStore, OperationsStore,
+    Protocol,
+):
+    """Everything Meterline keeps in ClickHouse, whatever the backend; each consumer asks for
+    the part it uses (the pipeline a :class:`BatchStore`, billing a :class:`UsageStore`...)."""
+
+    def ensure_schema(self) -> None:
+        """Create the database and tables if missing (idempotent)."""
+
+    def insert(self, spec: InsertSpec, wire: pa.Table, token: str) -> None:
+        """Insert a wire table; a second insert with the same ``token`` is ignored."""
+
+    def check_insert(self, spec: InsertSpec, wire: pa.Table) -> None:
+        """Do every conversion of the INSERT without writing; raise StoreDataError if rejected."""
 
     def scalar(self, sql: str, params: dict | None = None) -> str:
         """Run a query returning one value (as text); for tests and operators."""

@@ -40,7 +40,7 @@ from aiokafka import AIOKafkaProducer
 
 from schemas import bounds
 from sinks.batch_tables import BATCH_PARTS, table_of
-from sinks.store import VALUE_RANGE_ERROR_CODES, Store, StoreDataError
+from sinks.store import VALUE_RANGE_ERROR_CODES, BatchStore, StoreDataError
 from streams.batch import DeadLetter, PartitionTally, RawMessage
 from streams.health import PipelineHealth
 from streams.metrics import Metrics
@@ -71,7 +71,7 @@ class Committer:
     """Writes prepared batches of one topic and log epoch in THE order (module doc)."""
 
     def __init__(
-        self, *, topic: str, dead_letter_topic: str, log_epoch: str, store: Store,
+        self, *, topic: str, dead_letter_topic: str, log_epoch: str, store: BatchStore,
         retry: StoreRetry, metrics: Metrics, health: PipelineHealth,
         producer: Callable[[], AIOKafkaProducer | None], prepare: Prepare,
         read_ranges: ReadRanges,

@@ -30,7 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from enrichment.catalog_index import CatalogIndex
-from sinks.store import Store
+from sinks.store import BatchStore
 from streams.batch import RawMessage
 from streams.committer import STORAGE_REJECTED, VALUE_OUT_OF_RANGE, Committer
 from streams.gc_policy import TimedCollector
@@ -95,7 +95,7 @@ class Pipeline:
         self,
         *,
         config: PipelineConfig,
-        store: Store,
+        store: BatchStore,
         kafka_options: dict[str, Any],
         log_epoch: str,
         catalog: Callable[[], CatalogIndex],

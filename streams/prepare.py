@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from enrichment.catalog_index import CatalogIndex
 from sinks.batch_tables import EncodedBatch, encode_batch
-from sinks.store import LogPosition, Store
+from sinks.store import BatchStore, LogPosition
 from streams.batch import BatchResult, DeadLetter, PartitionTally, RawMessage, process_batch
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.retry import StoreRetry
@@ -101,7 +101,7 @@ class BatchPreparer:
     """
 
     def __init__(
-        self, *, topic: str, log_epoch: str, dedup_window_days: int, store: Store,
+        self, *, topic: str, log_epoch: str, dedup_window_days: int, store: BatchStore,
         catalog: Callable[[], CatalogIndex], retry: StoreRetry, metrics: Metrics,
         clock: Callable[[], float],
     ):

@@ -9,7 +9,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from sinks.store import OpenBatch, Store
+from sinks.store import BatchStore, OpenBatch
 from streams.batch import DAY_MS
 from streams.committer import ReadRanges
 from streams.metrics import Metrics
@@ -30,7 +30,7 @@ class Recovery:
     """The assignment steps of one worker (topic, log epoch)."""
 
     def __init__(
-        self, *, topic: str, log_epoch: str, dedup_window_days: int, store: Store,
+        self, *, topic: str, log_epoch: str, dedup_window_days: int, store: BatchStore,
         retry: StoreRetry, metrics: Metrics, stats: PipelineStats, preparer: BatchPreparer,
         prepare: Callable[..., PreparedBatch],
         commit: Callable[[PreparedBatch], Awaitable[PreparedBatch]],
