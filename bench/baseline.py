@@ -54,7 +54,7 @@ def build(args: argparse.Namespace) -> faust.App:
         broker=f"kafka://{args.bootstrap}",
         datadir=str(data_dir / "faust"),
         web_enabled=False,
-        # as streams/app.py configures Meterline's own Faust app (the defaults make the first
+        # as meterline/app.py configures Meterline's own Faust app (the defaults make the first
         # group join on Tansu wait ~30 s)
         broker_session_timeout=6.0,
         broker_heartbeat_interval=2.0,

@@ -57,7 +57,7 @@ def run_stack(settings: Settings) -> int:
     """Start everything, serve until SIGINT/SIGTERM, stop what was started. Returns 0."""
     import faust
 
-    from streams.app import build_app
+    from meterline.app import build_app
 
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
