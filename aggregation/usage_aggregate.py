@@ -24,18 +24,3 @@ class UsageAggregate:
     latest_value: Decimal | None
     precise_total_amount_cents: Decimal
     value_time_sum: Decimal = ZERO  # Σ value × timestamp (seconds), for weighted_sum
-
-
-def units_of(aggregate: UsageAggregate) -> Decimal:
-    """SPEC §5 units before rounding: count, sum, max (0 if none), latest (negatives -> 0)."""
-    agg = aggregate.aggregation_type
-    if agg == "count_agg":
-        return Decimal(aggregate.events_count)
-    if agg == "sum_agg":
-        return aggregate.value_sum
-    if agg == "max_agg":
-        return aggregate.value_max if aggregate.value_max is not None else ZERO
-    if agg == "latest_agg":
-        latest = aggregate.latest_value
-        return latest if latest is not None and latest > 0 else ZERO
-    raise NotImplementedError(f"aggregation type {agg} is not supported yet")

@@ -5,7 +5,7 @@ No I/O: stdlib, ``decimal`` and ``zoneinfo`` only. Money is ``decimal.Decimal`` 
 
 from billing.charge_models import PRICING_FUNCTIONS, compute_amount
 from billing.currency import UnknownCurrency, amount_cents, currency_exponent, subunit
-from billing.periods import billing_period, billing_period_bounds, period_by_index, period_days
+from billing.periods import billing_period, billing_period_bounds, period_days
 from billing.proration import min_amount_true_up_cents, prorate_min_amount
 from billing.rounding import round_units
 from billing.usage import ChargeUsage
@@ -21,7 +21,6 @@ __all__ = [
     "compute_amount",
     "currency_exponent",
     "min_amount_true_up_cents",
-    "period_by_index",
     "period_days",
     "prorate_min_amount",
     "round_units",

@@ -127,29 +127,6 @@ def billing_period(
     return from_utc, to_exclusive - _ONE_MICROSECOND
 
 
-def period_by_index(
-    *,
-    interval: str,
-    billing_time: str,
-    subscription_started_at: datetime,
-    subscription_terminated_at: datetime | None,
-    timezone: str,
-    at: datetime,
-    index: int,
-) -> tuple[datetime, datetime]:
-    """Inclusive UTC ``(from, to)`` of period ``index`` relative to ``at``'s (0 current, -1
-    previous, ...)."""
-    return billing_period(
-        interval=interval,
-        billing_time=billing_time,
-        subscription_started_at=subscription_started_at,
-        subscription_terminated_at=subscription_terminated_at,
-        timezone=timezone,
-        at=at,
-        index=index,
-    )
-
-
 def period_days(from_utc: datetime, to_exclusive: datetime, timezone: str) -> int:
     """Number of local calendar days touched by ``[from_utc, to_exclusive)`` (0 when empty).
 

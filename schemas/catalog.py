@@ -91,11 +91,6 @@ class ChargeFilter:
     properties: Mapping[str, Any]
     invoice_display_name: str | None = None
 
-    @property
-    def values_map(self) -> dict[str, tuple[str, ...]]:
-        """The filter values as a dict key -> allowed values."""
-        return dict(self.values)
-
 
 @dataclass(frozen=True, slots=True)
 class Charge:
@@ -167,11 +162,6 @@ class Subscription:
     def terminated_at_ms(self) -> int | None:
         """Termination as Unix milliseconds (rounded down), or None while active."""
         return None if self.terminated_at is None else (self.terminated_at - _EPOCH) // _ONE_MS
-
-    def active_at(self, timestamp_ms: int) -> bool:
-        """Whether an event at ``timestamp_ms`` belongs to this subscription's lifetime."""
-        end = self.terminated_at_ms
-        return self.started_at_ms <= timestamp_ms and (end is None or timestamp_ms <= end)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing.periods import billing_period, billing_period_bounds, period_by_index, period_days
+from billing.periods import billing_period, billing_period_bounds, period_days
 
 
 def utc(*args) -> datetime:
@@ -221,12 +221,12 @@ def test_period_by_index():
         timezone="America/New_York",
         at=utc(2024, 3, 15),
     )
-    assert period_by_index(**kwargs, index=0) == period(utc(2024, 3, 15), tz="America/New_York")
+    assert billing_period(**kwargs, index=0) == period(utc(2024, 3, 15), tz="America/New_York")
     # previous: February, EST both ends
-    assert period_by_index(**kwargs, index=-1) == (utc(2024, 2, 1, 5), end_of(2024, 3, 1, 5))
-    assert period_by_index(**kwargs, index=-2) == (utc(2024, 1, 1, 5), end_of(2024, 2, 1, 5))
+    assert billing_period(**kwargs, index=-1) == (utc(2024, 2, 1, 5), end_of(2024, 3, 1, 5))
+    assert billing_period(**kwargs, index=-2) == (utc(2024, 1, 1, 5), end_of(2024, 2, 1, 5))
     # next: April, EDT both ends
-    assert period_by_index(**kwargs, index=1) == (utc(2024, 4, 1, 4), end_of(2024, 5, 1, 4))
+    assert billing_period(**kwargs, index=1) == (utc(2024, 4, 1, 4), end_of(2024, 5, 1, 4))
 
 
 def test_period_by_index_anniversary():

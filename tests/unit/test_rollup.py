@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from aggregation.rollup import BUCKET_MS, RollupKey, RollupState, bucket_start_ms, rollup
-from aggregation.usage_aggregate import UsageAggregate, units_of
 from enrichment.enricher import EnrichedRow
 from schemas.numbers import to_decimal
 from tests.unit.catalog_factory import ORG, START_MS, SUB, event
@@ -196,44 +195,3 @@ def test_rollup_state_precise_total_amount_cents(
     for c in cents:
         state.add(row(amount_cents=c))
     assert state.precise_total_amount_cents == expected
-
-
-# ------------------------------------------------------------------------------------------------
-# units_of (SPEC §5)
-
-
-def aggregate(agg: str, *, count: int = 0, total: str = "0", vmax: str | None = None,
-              latest: str | None = None) -> UsageAggregate:
-    return UsageAggregate(
-        charge_id="ch_1",
-        charge_filter_id="",
-        grouped_by=(),
-        aggregation_type=agg,
-        events_count=count,
-        value_sum=Decimal(total),
-        value_max=None if vmax is None else Decimal(vmax),
-        latest_value=None if latest is None else Decimal(latest),
-        precise_total_amount_cents=Decimal(0),
-    )
-
-
-@pytest.mark.parametrize(
-    ("agg", "expected"),
-    [
-        pytest.param(aggregate("count_agg", count=3, total="99"), Decimal(3), id="count"),
-        pytest.param(aggregate("count_agg"), Decimal(0), id="count-none"),
-        pytest.param(aggregate("sum_agg", count=2, total="10.5"), Decimal("10.5"), id="sum"),
-        pytest.param(aggregate("sum_agg", count=2, total="-2.5"), Decimal("-2.5"),
-                     id="sum-negative-allowed"),
-        pytest.param(aggregate("max_agg", count=2, vmax="7"), Decimal(7), id="max"),
-        pytest.param(aggregate("max_agg", count=1, vmax="-3"), Decimal(-3), id="max-negative"),
-        pytest.param(aggregate("max_agg"), Decimal(0), id="max-none-is-0"),
-        pytest.param(aggregate("latest_agg", count=1, latest="3.5"), Decimal("3.5"), id="latest"),
-        pytest.param(aggregate("latest_agg", count=1, latest="-4"), Decimal(0),
-                     id="latest-negative-is-0"),
-        pytest.param(aggregate("latest_agg", count=1, latest="0"), Decimal(0), id="latest-zero"),
-        pytest.param(aggregate("latest_agg"), Decimal(0), id="latest-none-is-0"),
-    ],
-)
-def test_units_of(agg: UsageAggregate, expected: Decimal) -> None:
-    assert units_of(agg) == expected
