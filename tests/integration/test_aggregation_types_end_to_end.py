@@ -1,5 +1,5 @@
 """Every aggregation type through Kafka: events in, priced usage out, equal to the same
-computation done directly on the events in Python (aggregation.reference + billing)."""
+computation done directly on the events in Python (tests.reference + billing)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from aggregation.reference import reference_event_values, reference_units
 from billing import amount_cents, compute_amount, round_units
 from billing.usage import ChargeUsage
 from enrichment.catalog_index import CatalogIndex
@@ -25,6 +24,7 @@ from schemas.catalog import (
 )
 from schemas.event import parse_event
 from tests.integration.test_end_to_end import produce
+from tests.reference import reference_event_values, reference_units
 
 pytestmark = pytest.mark.integration
 

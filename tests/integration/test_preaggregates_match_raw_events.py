@@ -2,7 +2,7 @@
 
 Random events go through the real write path (process_batch + Pipeline.commit_batch into the
 chdb engine, in random batch splits), then the usage service reads them back. The oracle is
-``aggregation.reference``, which walks the raw events one by one.
+``tests.reference``, which walks the raw events one by one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aggregation.reference import reference_event_values, reference_units
 from aggregation.units import Period
 from enrichment.catalog_index import CatalogIndex
 from enrichment.enricher import enrich
@@ -33,6 +32,7 @@ from services.usage import UsageService
 from sinks.chdb_store import ChdbStore
 from streams.batch import RawRecord
 from streams.pipeline import Pipeline, PipelineConfig
+from tests.reference import reference_event_values, reference_units
 
 pytestmark = pytest.mark.integration
 

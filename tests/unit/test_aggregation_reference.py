@@ -1,4 +1,4 @@
-"""Hand-worked examples for the SPEC §5 reference oracle (aggregation/reference.py)."""
+"""Hand-worked examples for the SPEC §5 reference oracle (tests/reference.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aggregation.reference import reference_event_values, reference_units
 from enrichment.enricher import EnrichedRow
 from schemas.event import UsageEvent
+from tests.reference import reference_event_values, reference_units
 
 DAY_MS = 86_400_000
 FROM = 1_717_200_000_000  # 2024-06-01T00:00:00Z

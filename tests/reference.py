@@ -1,8 +1,9 @@
 """A pure reference implementation of SPEC §5 units, computed from raw enriched rows.
 
-This is the test oracle for the production path (which reads pre-aggregated ClickHouse rows):
-it is written the slow, obvious way -- filter the rows of a window, sort them, walk them -- so
-that it shares no shortcut with the production code. Both must agree to the last digit.
+This is the test oracle for the production path (which reads pre-aggregated ClickHouse rows), so
+it lives with the tests, outside the shipped packages. It is written the slow, obvious way --
+filter the rows of a window, sort them, walk them -- so that it shares no shortcut with the
+production code. Both must agree to the last digit.
 
 All functions take the enriched rows of ONE subscription and key their results by
 ``(charge_id, charge_filter_id, grouped_by)``. The window is ``[period_from_ms, period_to_ms)``.
