@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 from chdb import session as chdb_session
@@ -26,7 +27,7 @@ from sinks.wire import identity_array
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n"})
 
 
-def escape_params(params: dict | None) -> dict | None:
+def escape_params(params: dict[str, Any] | None) -> dict[str, Any] | None:
     """Query parameters in ClickHouse's escaped text form (strings only; None stays None)."""
     if not params:
         return None
@@ -50,7 +51,7 @@ class ChdbStore(SqlStore):
         self._closed = False
         self._lock = threading.RLock()
 
-    def _run(self, sql: str, fmt: str, params: dict | None, **frame: object) -> object:
+    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None, **frame: object) -> object:
         with self._lock:
             if self._closed:
                 raise StoreError("store is closed")
@@ -59,10 +60,11 @@ class ChdbStore(SqlStore):
             except Exception as exc:
                 raise store_error(str(exc)) from exc
 
-    def _query(self, sql: str, params: dict | None = None) -> pa.Table:
-        return self._run(sql, "ArrowTable", params)  # type: ignore[return-value]
+    def _query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        table: pa.Table = self._run(sql, "ArrowTable", params)
+        return table
 
-    def _command(self, sql: str, params: dict | None = None) -> None:
+    def _command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params)
 
     def _insert_wire(
@@ -83,7 +85,7 @@ class ChdbStore(SqlStore):
             except Exception as exc:
                 raise store_error(f"insert into {spec.table} failed: {exc}") from exc
 
-    def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
+    def _query_with_keys(self, sql: str, keys: list[bytes], params: dict[str, Any]) -> pa.Table:
         key_table = pa.table({"identity": identity_array(keys)})  # noqa: F841
         full_sql = sql.replace("{keys}", "Python(key_table)")
         with self._lock:

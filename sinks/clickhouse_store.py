@@ -6,6 +6,7 @@ same ``INSERT … SELECT`` text as the chdb backend.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlparse
 
 import clickhouse_connect
@@ -22,7 +23,8 @@ def _arrow_stream(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 class ClickHouseStore(SqlStore):
@@ -43,13 +45,13 @@ class ClickHouseStore(SqlStore):
         except Exception as exc:
             raise StoreError(f"cannot connect to ClickHouse at {parsed.hostname}: {exc}") from exc
 
-    def _query(self, sql: str, params: dict | None = None) -> pa.Table:
+    def _query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         try:
             return self._client.query_arrow(sql, parameters=params or None, use_strings=True)
         except Exception as exc:
             raise store_error(str(exc)) from exc
 
-    def _command(self, sql: str, params: dict | None = None) -> None:
+    def _command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         try:
             self._client.command(sql, parameters=params or None)
         except Exception as exc:
@@ -72,7 +74,7 @@ class ClickHouseStore(SqlStore):
         except Exception as exc:
             raise store_error(f"insert into {spec.table} failed: {exc}") from exc
 
-    def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
+    def _query_with_keys(self, sql: str, keys: list[bytes], params: dict[str, Any]) -> pa.Table:
         data = ExternalData(
             file_name="keys",
             data=_arrow_stream(pa.table({"identity": identity_array(keys)})),

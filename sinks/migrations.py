@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sinks import ddl
 
@@ -36,9 +36,9 @@ class SchemaTarget(Protocol):
 
     database: str
 
-    def _command(self, sql: str, params: dict | None = None) -> None: ...
+    def _command(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
 
-    def scalar(self, sql: str, params: dict | None = None) -> str: ...
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -36,11 +37,11 @@ class SqlBase(abc.ABC):
     database: str
 
     @abc.abstractmethod
-    def _query(self, sql: str, params: dict | None = None) -> pa.Table:
+    def _query(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         """Run a SELECT and return its rows."""
 
     @abc.abstractmethod
-    def _command(self, sql: str, params: dict | None = None) -> None:
+    def _command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         """Run a statement that returns nothing."""
 
     @abc.abstractmethod
@@ -51,10 +52,15 @@ class SqlBase(abc.ABC):
         ``target`` replaces the spec's table (see :meth:`sinks.ddl.InsertSpec.sql`)."""
 
     @abc.abstractmethod
-    def _query_with_keys(self, sql: str, keys: list[bytes], params: dict) -> pa.Table:
+    def _query_with_keys(self, sql: str, keys: list[bytes], params: dict[str, Any]) -> pa.Table:
         """Run ``sql`` where ``{keys}`` names a one-column table ``identity FixedString(16)``."""
 
-    def scalar(self, sql: str, params: dict | None = None) -> str:
+    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a SELECT and return its rows as dicts."""
+        rows: list[dict[str, Any]] = self._query(sql, params).to_pylist()
+        return rows
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> str:
         """First column of the first row, as text ("" when there is no row)."""
         table = self._query(sql, params)
         if not table.num_rows:

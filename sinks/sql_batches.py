@@ -4,6 +4,7 @@ reconciliation."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -63,7 +64,7 @@ class BatchSql(SqlBase):
             f"written_at FROM {self.database}.{table} WHERE topic = {{t:String}}"
             for table in ("batch_begins", "batches")
         )
-        rows = self._query(
+        rows = self._rows(
             f"SELECT batch_id, log_epoch, partition, from_offset, to_offset, "
             f"max(consumed) consumed, toUnixTimestamp64Milli(min(written_at)) begun_at_ms "
             f"FROM ({markers}) "
@@ -71,7 +72,7 @@ class BatchSql(SqlBase):
             f"GROUP BY batch_id, log_epoch, partition, from_offset, to_offset "
             f"HAVING countIf(state = 'done') = 0 ORDER BY from_offset",
             {"t": topic},
-        ).to_pylist()
+        )
         return [
             OpenBatch(r["batch_id"], r["partition"], r["from_offset"], r["to_offset"],
                       r["log_epoch"], r["consumed"], r["begun_at_ms"])
@@ -115,40 +116,40 @@ class BatchSql(SqlBase):
         })
         self._insert_wire(_ROLLBACK_INSERT, table, f"{first.batch_id}:rollback")
 
-    def rolled_back_batches(self) -> list[dict]:
+    def rolled_back_batches(self) -> list[dict[str, Any]]:
         """Every rolled-back batch range, oldest first."""
-        return self._query(
+        return self._rows(
             f"SELECT batch_id, log_epoch, topic, partition, from_offset, to_offset, consumed, "
             f"reason, toUnixTimestamp64Milli(rolled_back_at) rolled_back_at_ms "
             f"FROM {self.database}.batch_rollbacks "
             f"ORDER BY rolled_back_at, batch_id, partition LIMIT 1 BY batch_id, partition"
-        ).to_pylist()
+        )
 
     def committed_offsets(self, log_epoch: str, topic: str) -> dict[int, int]:
         """Per partition, one past the highest offset of a done batch."""
-        rows = self._query(
+        rows = self._rows(
             f"SELECT partition, max(to_offset) + 1 AS next FROM {self.database}.batches "
             f"WHERE log_epoch = {{e:String}} AND topic = {{t:String}} AND state = 'done' "
             f"GROUP BY partition",
             {"e": log_epoch, "t": topic},
-        ).to_pylist()
+        )
         return {r["partition"]: r["next"] for r in rows}
 
     def partition_counts(self, log_epoch: str | None = None) -> list[PartitionCounts]:
         """Counters summed over done batches, per topic and partition."""
         where = "state = 'done'" + (" AND log_epoch = {e:String}" if log_epoch else "")
-        rows = self._query(
+        rows = self._rows(
             f"SELECT topic, partition, sum(consumed) c, sum(stored) s, sum(duplicates) d, "
             f"sum(dead_letters) l, max(to_offset) + 1 n FROM {self.database}.batches "
             f"WHERE {where} GROUP BY topic, partition ORDER BY topic, partition",
             {"e": log_epoch} if log_epoch else None,
-        ).to_pylist()
+        )
         return [
             PartitionCounts(r["topic"], r["partition"], r["c"], r["s"], r["d"], r["l"], r["n"])
             for r in rows
         ]
 
-    def dedup_index_stats(self) -> dict:
+    def dedup_index_stats(self) -> dict[str, Any]:
         """Keys in the dedup index and their size on disk (the record of truth for dedup)."""
         row = self._query(
             "SELECT sum(rows) AS keys, sum(bytes_on_disk) AS bytes FROM system.parts "
@@ -159,14 +160,14 @@ class BatchSql(SqlBase):
         return {"keys": keys, "bytes_on_disk": size,
                 "bytes_per_key": round(size / keys, 2) if keys else None}
 
-    def reconcile(self) -> list[dict]:
+    def reconcile(self) -> list[dict[str, Any]]:
         """Per (log epoch, topic, partition): the manifest's counts and the tables' own counts.
 
         Stored and dead-lettered counts are recounted from the ``events`` and ``dead_letters``
         rows of committed batches, independently of the counters the manifest holds.
         """
         db = self.database
-        return self._query(
+        return self._rows(
             f"WITH done AS (SELECT batch_id, log_epoch, topic, partition, from_offset, "
             f"to_offset, consumed, stored, duplicates, dead_letters FROM {db}.batches "
             f"WHERE state = 'done'), "
@@ -186,7 +187,7 @@ class BatchSql(SqlBase):
             f"LEFT JOIN ev ON ev.batch_id = d.batch_id AND ev.partition = d.partition "
             f"LEFT JOIN dl ON dl.batch_id = d.batch_id AND dl.partition = d.partition "
             f"GROUP BY log_epoch, topic, partition ORDER BY log_epoch, topic, partition"
-        ).to_pylist()
+        )
 
 
 _ROLLBACK_INSERT = ddl.InsertSpec(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from sinks import ddl
 from sinks.sql_base import SqlBase
@@ -12,7 +13,7 @@ from sinks.wire import table_for
 class DeadLetterSql(SqlBase):
     """Dead letters and their re-drives."""
 
-    def mark_redriven(self, letters: list[dict]) -> None:
+    def mark_redriven(self, letters: list[dict[str, Any]]) -> None:
         """Record that these dead letters were re-published to the raw topic."""
         if letters:
             table = table_for(ddl.REDRIVES_INSERT, {
@@ -27,10 +28,10 @@ class DeadLetterSql(SqlBase):
         since_ms: int | None = None, until_ms: int | None = None,
         include_unattributed: bool = False, pending_only: bool = False,
         position: tuple[str, int, int] | None = None,
-    ) -> tuple[str, dict]:
+    ) -> tuple[str, dict[str, Any]]:
         """The WHERE clause and parameters of a dead-letter filter."""
         where = ["1"]
-        params: dict = {}
+        params: dict[str, Any] = {}
         if error_code:
             where.append("error_code = {code:String}")
             params["code"] = error_code
@@ -59,8 +60,8 @@ class DeadLetterSql(SqlBase):
 
     def dead_letters(
         self, *, limit: int = 1000, offset: int = 0, payload_limit: int | None = None,
-        **filters,
-    ) -> list[dict]:
+        **filters: Any,
+    ) -> list[dict[str, Any]]:
         """Dead letters, newest first, filtered by reason, organization and failure time.
 
         ``include_unattributed`` adds letters with no organization (e.g. invalid JSON) to an
@@ -74,7 +75,7 @@ class DeadLetterSql(SqlBase):
         payload = "payload" if payload_limit is None else "substring(payload, 1, {pl:UInt32})"
         if payload_limit is not None:
             params["pl"] = payload_limit
-        rows = self._query(
+        rows = self._rows(
             f"SELECT organization_id, external_subscription_id, transaction_id, error_code, "
             f"error_message, base64Encode({payload}) payload_b64, length(payload) payload_bytes, "
             f"source_topic, source_partition, source_offset, "
@@ -83,12 +84,12 @@ class DeadLetterSql(SqlBase):
             f"ORDER BY failed_at DESC, source_partition, source_offset "
             f"LIMIT {{limit:UInt32}} OFFSET {{skip:UInt64}}",
             params,
-        ).to_pylist()
+        )
         for row in rows:  # the original bytes, which need not be UTF-8
             row["payload"] = base64.b64decode(row.pop("payload_b64"))
         return rows
 
-    def count_dead_letters(self, **filters) -> int:
+    def count_dead_letters(self, **filters: Any) -> int:
         """How many dead letters :meth:`dead_letters` has for these filters (no limit)."""
         where, params = self._dead_letter_filters(**filters)
         return int(self.scalar(

@@ -7,11 +7,13 @@ organization (tests/unit/test_sql_queries.py checks the text).
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import orjson
 
 from aggregation.usage_aggregate import UsageAggregate
 from sinks.sql_base import Query, SqlBase
+from sinks.store import FeeKey
 
 _BUCKET_WINDOW = (
     "WHERE organization_id = {o:String} AND subscription_id = {s:String} "
@@ -71,7 +73,7 @@ def _groups(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(orjson.loads(text or "{}").items()))
 
 
-def _fee_key(row: dict) -> tuple:
+def _fee_key(row: dict[str, Any]) -> FeeKey:
     """(charge_id, charge_filter_id, grouped_by) of a result row."""
     return (row["charge_id"], row["charge_filter_id"], _groups(row["grouped_by"]))
 
@@ -87,10 +89,10 @@ class UsageSql(SqlBase):
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
     ) -> list[UsageAggregate]:
         """Sum the pre-aggregated buckets of one subscription over ``[from_ms, to_ms)``."""
-        rows = self._query(
+        rows = self._rows(
             READ_USAGE.sql(self.database),
             {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
-        ).to_pylist()
+        )
         return [
             UsageAggregate(
                 charge_id=r["charge_id"],
@@ -110,14 +112,14 @@ class UsageSql(SqlBase):
     def read_daily_sums(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int,
         timezone: str,
-    ) -> dict[tuple, list[tuple[str, Decimal]]]:
+    ) -> dict[FeeKey, list[tuple[str, Decimal]]]:
         """Per (charge, filter, group): Σ value per local day (``timezone``), for proration."""
-        rows = self._query(
+        rows = self._rows(
             READ_DAILY_SUMS.sql(self.database),
             {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms,
              "tz": timezone},
-        ).to_pylist()
-        out: dict[tuple, list[tuple[str, Decimal]]] = {}
+        )
+        out: dict[FeeKey, list[tuple[str, Decimal]]] = {}
         for r in rows:
             key = _fee_key(r)
             out.setdefault(key, []).append((r["day"], Decimal(r["s"])))
@@ -125,16 +127,16 @@ class UsageSql(SqlBase):
 
     def read_unique(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
-    ) -> dict[tuple, tuple[int, int]]:
+    ) -> dict[FeeKey, tuple[int, int]]:
         """Per (charge, filter, group): values present at the end of the window, and events.
 
         A value is present when its last operation in the window (by timestamp, then log
         position) is an add.
         """
-        rows = self._query(
+        rows = self._rows(
             READ_UNIQUE.sql(self.database),
             {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
-        ).to_pylist()
+        )
         return {
             _fee_key(r):
                 (r["present"], r["events"])
@@ -143,21 +145,21 @@ class UsageSql(SqlBase):
 
     def read_event_values(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
-    ) -> dict[tuple, tuple[Decimal, ...]]:
+    ) -> dict[FeeKey, tuple[Decimal, ...]]:
         """Per (charge, filter, group): values of percentage charges in event order."""
-        rows = self._query(
+        rows = self._rows(
             READ_EVENT_VALUES.sql(self.database),
             {"o": organization_id, "s": subscription_id, "f": from_ms, "t": to_ms},
-        ).to_pylist()
+        )
         return {
             _fee_key(r):
                 tuple(Decimal(v) for v in r["vals"])
             for r in rows
         }
 
-    def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
+    def find_events(self, organization_id: str, transaction_id: str) -> list[dict[str, Any]]:
         """Enriched rows of one transaction id, newest first."""
-        return self._query(
+        return self._rows(
             FIND_EVENTS.sql(self.database),
             {"o": organization_id, "t": transaction_id},
-        ).to_pylist()
+        )

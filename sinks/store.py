@@ -72,6 +72,9 @@ def store_error(message: str) -> StoreError:
     return StoreError(message)
 
 
+# (charge_id, charge_filter_id, grouped_by): the key of one fee's usage
+FeeKey = tuple[str, str, tuple[tuple[str, str], ...]]
+
 IDENTITY_BYTES = 16  # a dedup identity is a 16-byte digest (streams.batch.identity_of)
 
 
@@ -200,20 +203,20 @@ class UsageStore(Protocol):
     def read_daily_sums(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int,
         timezone: str,
-    ) -> dict[tuple, list[tuple[str, Decimal]]]:
+    ) -> dict[FeeKey, list[tuple[str, Decimal]]]:
         """Per (charge, filter, group): (local ISO date, Σ value) per day, for proration."""
 
     def read_unique(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
-    ) -> dict[tuple, tuple[int, int]]:
+    ) -> dict[FeeKey, tuple[int, int]]:
         """Per (charge, filter, group): (values present at the window's end, events)."""
 
     def read_event_values(
         self, organization_id: str, subscription_id: str, from_ms: int, to_ms: int
-    ) -> dict[tuple, tuple[Decimal, ...]]:
+    ) -> dict[FeeKey, tuple[Decimal, ...]]:
         """Per (charge, filter, group): percentage-charge values in event order."""
 
-    def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
+    def find_events(self, organization_id: str, transaction_id: str) -> list[dict[str, Any]]:
         """Stored enriched rows of one transaction id (one per matched charge)."""
 
 
@@ -254,7 +257,7 @@ class DeadLetterStore(Protocol):
         since_ms: int | None = None, until_ms: int | None = None, limit: int = 1000,
         include_unattributed: bool = False, pending_only: bool = False, offset: int = 0,
         payload_limit: int | None = None, position: tuple[str, int, int] | None = None,
-    ) -> list[dict]:
+    ) -> list[dict[str, Any]]:
         """Dead letters matching the filters, newest first (payload as the original bytes,
         its first ``payload_limit`` bytes only if set; ``payload_bytes``: its whole size)."""
 
@@ -266,7 +269,7 @@ class DeadLetterStore(Protocol):
     ) -> int:
         """How many dead letters match the filters."""
 
-    def mark_redriven(self, letters: list[dict]) -> None:
+    def mark_redriven(self, letters: list[dict[str, Any]]) -> None:
         """Record that these dead letters (rows of :meth:`dead_letters`) were re-published."""
 
 
@@ -276,13 +279,13 @@ class OperationsStore(Protocol):
     def partition_counts(self, log_epoch: str | None = None) -> list[PartitionCounts]:
         """Reconciliation counters per (topic, partition) of committed batches."""
 
-    def reconcile(self) -> list[dict]:
+    def reconcile(self) -> list[dict[str, Any]]:
         """Per (log epoch, topic, partition): manifest counts and counts recounted from rows."""
 
-    def rolled_back_batches(self) -> list[dict]:
+    def rolled_back_batches(self) -> list[dict[str, Any]]:
         """Every rolled-back batch range."""
 
-    def dedup_index_stats(self) -> dict:
+    def dedup_index_stats(self) -> dict[str, Any]:
         """``keys``, ``bytes_on_disk`` and ``bytes_per_key`` of the dedup index."""
 
 
@@ -302,7 +305,7 @@ class Store(
     def check_insert(self, spec: InsertSpec, wire: pa.Table) -> None:
         """Do every conversion of the INSERT without writing; raise StoreDataError if rejected."""
 
-    def scalar(self, sql: str, params: dict | None = None) -> str:
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> str:
         """Run a query returning one value (as text); for tests and operators."""
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -24,13 +25,16 @@ _ARROW_TYPES = {
 }
 
 
-def table_for(spec: ddl.InsertSpec, columns: Mapping[str, Sequence | pa.Array]) -> pa.Table:
+def table_for(spec: ddl.InsertSpec, columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Table:
     """The wire table of ``spec`` from plain columns, typed by its ``wire_columns``."""
     return pa.table({
-        name: column if isinstance(column := columns[name], pa.Array)
-        else pa.array(column, _ARROW_TYPES[ch_type])
-        for name, ch_type in spec.wire_columns
+        name: _wire_column(columns[name], ch_type) for name, ch_type in spec.wire_columns
     })
+
+
+def _wire_column(column: Sequence[Any] | pa.Array, ch_type: str) -> pa.Array:
+    """An Arrow column of the wire type (built from a list without inferring its type)."""
+    return column if isinstance(column, pa.Array) else pa.array(column, _ARROW_TYPES[ch_type])
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -47,14 +51,14 @@ def grouped_by_json(pairs: tuple[tuple[str, str], ...]) -> str:
 _SOURCE_FIELDS = operator.attrgetter("topic", "partition", "offset", "timestamp")
 
 
-def _columns(records: Iterable[tuple], width: int) -> list[tuple]:
+def _columns(records: Iterable[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
     """Transpose rows of ``width`` values into columns (empty columns for no rows)."""
     columns = list(zip(*records, strict=True))
     return columns or [()] * width
 
 
 def events_table(
-    rows: Sequence[EnrichedRow], sources: Sequence, ingested_at_ms: int, batch_id: str = ""
+    rows: Sequence[EnrichedRow], sources: Sequence[Any], ingested_at_ms: int, batch_id: str = ""
 ) -> pa.Table:
     """Wire table for ``events``: one row per enriched row; ``sources`` are their messages."""
     orgs, external_ids, codes, transaction_ids, timestamps, properties, amounts = _columns(
@@ -167,7 +171,7 @@ def event_values_table(rows: Sequence[tuple[EnrichedRow, int]], batch_id: str) -
     )
 
 
-def dead_letters_table(letters: Sequence, failed_at_ms: int, batch_id: str) -> pa.Table:
+def dead_letters_table(letters: Sequence[Any], failed_at_ms: int, batch_id: str) -> pa.Table:
     """Wire table for ``dead_letters`` (original bytes kept as they came)."""
     return table_for(
         ddl.DEAD_LETTERS_INSERT,
@@ -215,7 +219,7 @@ def dedup_keys_table(keys: Sequence[tuple[bytes, object]], log_epoch: str) -> pa
 
 
 def batches_table(
-    *, batch_id: str, log_epoch: str, topic: str, state: str, tallies: Mapping,
+    *, batch_id: str, log_epoch: str, topic: str, state: str, tallies: Mapping[int, Any],
     written_at_ms: int,
 ) -> pa.Table:
     """Wire table for ``batches``: one manifest row per partition range of the batch.

@@ -224,9 +224,10 @@ def decode_messages(
         if message.partition != partition:  # messages come grouped by partition
             partition = message.partition
             decoded.topics.add(message.topic)
-            tally = tallies.get(partition)  # type: ignore[assignment]
-            if tally is None:
-                tally = tallies[partition] = PartitionTally(message.offset, message.offset)
+            known = tallies.get(partition)
+            if known is None:
+                known = tallies[partition] = PartitionTally(message.offset, message.offset)
+            tally = known
         offset = message.offset
         if offset > tally.to_offset:
             tally.to_offset = offset

@@ -58,7 +58,7 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 class EmbeddedBroker:
     """A running Tansu process on 127.0.0.1 that this process started and will stop."""
 
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     port: int
     cluster_id: str
     pid_file: Path | None = None

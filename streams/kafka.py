@@ -36,7 +36,8 @@ def client_options(
 
 
 async def ensure_topics(
-    options: dict[str, Any], topics: dict[str, int], configs: dict[str, dict] | None = None
+    options: dict[str, Any], topics: dict[str, int],
+    configs: dict[str, dict[str, str]] | None = None,
 ) -> None:
     """Create each topic with its partition count unless it exists already."""
     admin = AIOKafkaAdminClient(**options)

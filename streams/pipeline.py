@@ -73,7 +73,7 @@ class PipelineConfig:
 class _InFlight:
     """The batch being written, and the task writing it."""
 
-    task: asyncio.Task
+    task: asyncio.Task[PreparedBatch]
     batch: PreparedBatch
 
 

@@ -59,7 +59,8 @@ class _Segment:
 
     def contains(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         masks = _masks(high)
-        return (self.words[(low & self._index_mask).astype(np.intp)] & masks) == masks
+        found: np.ndarray = (self.words[(low & self._index_mask).astype(np.intp)] & masks) == masks
+        return found
 
 
 class SeenFilter:
