@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from schemas.reasons import DeadLetterReason
+
 __all__ = [
     "DECIMAL_SCALE",
     "MAX_ABS_DECIMAL",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 #: Dead-letter reason code of a value the store cannot hold.
-VALUE_OUT_OF_RANGE = "value_out_of_range"
+VALUE_OUT_OF_RANGE = DeadLetterReason.VALUE_OUT_OF_RANGE
 #: The HTTP 422 code (``error_details``) of the same: Lago's code for a value out of range.
 VALUE_IS_OUT_OF_RANGE = "value_is_out_of_range"
 

@@ -34,18 +34,16 @@ from schemas.avro import MAGIC_BYTE, AvroDecodeError, decode_confluent, load_sch
 from schemas.errors import InvalidField
 from schemas.event import UsageEvent, parse_event
 from schemas.event_json import parse_event_json
+from schemas.reasons import DeadLetterReason
 from sinks.store import LogPosition
 
-# Dead-letter reason codes of the parse step (enrichment adds its own, enrichment.enricher).
-INVALID_JSON = "invalid_json"
-PROCESSING_ERROR = "processing_error"  # an unexpected failure on one message (a bug)
-INVALID_AVRO = "invalid_avro"
-INVALID_EVENT = "invalid_event"
-#: A number or timestamp the store cannot hold (schemas.bounds): amount ≥ 10**26, timestamp
-#: outside [1970, 2100). Also enrichment's code for a metric value ≥ 10**26.
-VALUE_OUT_OF_RANGE = bounds.VALUE_OUT_OF_RANGE
-#: A message larger than schemas.bounds.MAX_EVENT_BYTES, rejected before it is decoded.
-EVENT_TOO_LARGE = "event_too_large"
+# Dead-letter reason codes of the parse step (the one list: schemas.reasons.DeadLetterReason).
+INVALID_JSON = DeadLetterReason.INVALID_JSON
+PROCESSING_ERROR = DeadLetterReason.PROCESSING_ERROR
+INVALID_AVRO = DeadLetterReason.INVALID_AVRO
+INVALID_EVENT = DeadLetterReason.INVALID_EVENT
+VALUE_OUT_OF_RANGE = DeadLetterReason.VALUE_OUT_OF_RANGE
+EVENT_TOO_LARGE = DeadLetterReason.EVENT_TOO_LARGE
 MAX_EVENT_BYTES = bounds.MAX_EVENT_BYTES
 
 DAY_MS = 86_400_000

@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
 
-from schemas import bounds
+from schemas.reasons import DeadLetterReason
 from sinks.batch_tables import BATCH_PARTS, table_of
 from sinks.store import VALUE_RANGE_ERROR_CODES, BatchStore, StoreDataError
 from streams.batch import DeadLetter, PartitionTally, RawMessage
@@ -51,8 +51,8 @@ from streams.retry import PipelineStopped, StoreRetry
 log = logging.getLogger("meterline.pipeline")
 
 # Reason codes of messages whose rows the store refused (see quarantine).
-VALUE_OUT_OF_RANGE = bounds.VALUE_OUT_OF_RANGE
-STORAGE_REJECTED = "storage_rejected"
+VALUE_OUT_OF_RANGE = DeadLetterReason.VALUE_OUT_OF_RANGE
+STORAGE_REJECTED = DeadLetterReason.STORAGE_REJECTED
 
 # Steps 2-5 are the batch's parts (sinks.batch_tables.BATCH_PARTS), in this order:
 # 2. dedup keys (identities of stored events). Crash after: the replay sees its own positions
