@@ -16,7 +16,7 @@ from billing.decimals import CONTEXT
 from billing.proration import min_amount_true_up_cents, prorate_min_amount
 from billing.rounding import round_units
 from billing.usage import ChargeUsage
-from schemas.catalog import BillableMetric, Charge, Customer, Plan, Subscription
+from schemas.catalog import BillableMetric, Charge, ChargeFilter, Customer, Plan, Subscription
 from schemas.numbers import decimal_to_string
 
 
@@ -196,25 +196,7 @@ def _sum_units(fees: Sequence[Fee]) -> str:
 def _charge_usage(fees: list[Fee], metric: BillableMetric, currency: str) -> dict[str, Any]:
     charge = fees[0].charge
     filters_by_id = {f.id: f for f in charge.filters}
-    filters: list[dict[str, Any]] = []
-    if charge.filters:
-        bucket_fees: dict[str, list[Fee]] = defaultdict(list)
-        for fee in fees:
-            bucket_fees[fee.charge_filter_id].append(fee)
-        for filter_id, group in sorted(bucket_fees.items()):
-            flt = filters_by_id.get(filter_id)
-            units = _sum_units(group)
-            filters.append(
-                {
-                    "units": units,
-                    "total_aggregated_units": units,
-                    "amount_cents": cap_cents(sum(f.amount_cents for f in group)),
-                    "events_count": sum(f.events_count for f in group),
-                    "invoice_display_name": flt.invoice_display_name if flt else None,
-                    "values": {k: list(v) for k, v in flt.values} if flt else {},
-                    "lago_charge_filter_id": filter_id or None,
-                }
-            )
+    filters = _filters_usage(fees, filters_by_id) if charge.filters else []
     grouped_usage = [
         {
             "amount_cents": f.amount_cents,
@@ -252,7 +234,32 @@ def _charge_usage(fees: list[Fee], metric: BillableMetric, currency: str) -> dic
     }
 
 
-def _filter_usage(fee: Fee, filters_by_id: Mapping[str, Any]) -> dict[str, Any]:
+def _filters_usage(
+    fees: list[Fee], filters_by_id: Mapping[str, ChargeFilter]
+) -> list[dict[str, Any]]:
+    """One entry per filter bucket of a charge with filters (its groups added up), by id."""
+    bucket_fees: dict[str, list[Fee]] = defaultdict(list)
+    for fee in fees:
+        bucket_fees[fee.charge_filter_id].append(fee)
+    filters: list[dict[str, Any]] = []
+    for filter_id, group in sorted(bucket_fees.items()):
+        flt = filters_by_id.get(filter_id)
+        units = _sum_units(group)
+        filters.append(
+            {
+                "units": units,
+                "total_aggregated_units": units,
+                "amount_cents": cap_cents(sum(f.amount_cents for f in group)),
+                "events_count": sum(f.events_count for f in group),
+                "invoice_display_name": flt.invoice_display_name if flt else None,
+                "values": {k: list(v) for k, v in flt.values} if flt else {},
+                "lago_charge_filter_id": filter_id or None,
+            }
+        )
+    return filters
+
+
+def _filter_usage(fee: Fee, filters_by_id: Mapping[str, ChargeFilter]) -> dict[str, Any]:
     flt = filters_by_id.get(fee.charge_filter_id)
     return {
         "units": _units(fee.units),

@@ -122,37 +122,16 @@ class CatalogIndex:
         if history is None:
             history = _history_of(catalog or Catalog())
         self.version = version or (catalog.version if catalog else 0)
-        self._metric_history: dict[tuple[str, str], _History[BillableMetric]] = {}
-        self._plan_history: dict[tuple[str, str], _History[Plan]] = {}
-        customers: dict[tuple[str, str], Customer] = {}
-        by_external: dict[tuple[str, str], list[Subscription]] = defaultdict(list)
-        for (org, kind, key), versions in history.items():
-            if not versions:
-                continue
-            if kind == "billable_metric":
-                self._metric_history[(org, key)] = _History(
-                    _versions_of(BillableMetric, versions)
-                )
-                continue
-            if kind == "plan":
-                self._plan_history[(org, key)] = _History(_versions_of(Plan, versions))
-                continue
-            latest = _History(versions).latest
-            if isinstance(latest, Customer):
-                customers[(org, key)] = latest
-            elif isinstance(latest, Subscription):
-                by_external[(org, latest.external_id)].append(latest)
-        self.metrics: dict[tuple[str, str], BillableMetric] = {
-            k: latest for k, h in self._metric_history.items() if (latest := h.latest) is not None
-        }
-        self.plans: dict[tuple[str, str], Plan] = {
-            k: latest for k, h in self._plan_history.items() if (latest := h.latest) is not None
-        }
-        self.customers = customers
+        split = _split(history)
+        self._metric_history = split.metrics
+        self._plan_history = split.plans
+        self.metrics = _latest(split.metrics)
+        self.plans = _latest(split.plans)
+        self.customers = split.customers
         # latest started first, so the first active match is the one SPEC §3.3 picks
         self.subscriptions: dict[tuple[str, str], tuple[Subscription, ...]] = {
             key: tuple(sorted(subs, key=lambda s: s.started_at, reverse=True))
-            for key, subs in by_external.items()
+            for key, subs in split.subscriptions.items()
         }
         # the same, with lifetimes as milliseconds for the per-event lookup
         self._lifetimes: dict[tuple[str, str], tuple[tuple[int, int, Subscription], ...]] = {
@@ -257,6 +236,44 @@ class CatalogIndex:
         """The most recently started subscription with this external id."""
         subs = self.subscriptions.get((organization_id, external_id), ())
         return subs[0] if subs else None
+
+
+@dataclass(slots=True)
+class _Split:
+    """A catalog history by kind: the versions of metrics and plans by (organization, code),
+    the latest customers by (organization, external id) and the latest subscriptions by
+    (organization, subscription external id)."""
+
+    metrics: dict[tuple[str, str], _History[BillableMetric]] = field(default_factory=dict)
+    plans: dict[tuple[str, str], _History[Plan]] = field(default_factory=dict)
+    customers: dict[tuple[str, str], Customer] = field(default_factory=dict)
+    subscriptions: dict[tuple[str, str], list[Subscription]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+
+def _split(history: Mapping[tuple[str, str, str], Sequence[Version]]) -> _Split:
+    split = _Split()
+    for (org, kind, key), versions in history.items():
+        if not versions:
+            continue
+        if kind == "billable_metric":
+            split.metrics[(org, key)] = _History(_versions_of(BillableMetric, versions))
+            continue
+        if kind == "plan":
+            split.plans[(org, key)] = _History(_versions_of(Plan, versions))
+            continue
+        latest = _History(versions).latest
+        if isinstance(latest, Customer):
+            split.customers[(org, key)] = latest
+        elif isinstance(latest, Subscription):
+            split.subscriptions[(org, latest.external_id)].append(latest)
+    return split
+
+
+def _latest(histories: Mapping[tuple[str, str], _History[_R]]) -> dict[tuple[str, str], _R]:
+    """The latest version of each resource, deleted ones left out."""
+    return {k: latest for k, h in histories.items() if (latest := h.latest) is not None}
 
 
 def _lifetime(sub: Subscription) -> tuple[int, int, Subscription]:

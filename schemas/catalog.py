@@ -337,25 +337,8 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
         ROUNDING_PRECISION_RANGE[0] <= rounding_precision <= ROUNDING_PRECISION_RANGE[1]
     ):
         errors.add("rounding_precision", "value_is_out_of_range")
-    weighted_interval = _opt_str(obj, "weighted_interval", errors)
-    if agg == AggregationType.WEIGHTED_SUM:
-        weighted_interval = weighted_interval or "seconds"
-        if weighted_interval != "seconds":
-            errors.add("weighted_interval", "value_is_invalid")
-    elif weighted_interval is not None:
-        weighted_interval = None
-    filters: list[MetricFilter] = []
-    raw_filters = obj.get("filters") or []
-    if not isinstance(raw_filters, list):
-        errors.add("filters", "invalid_type")
-        raw_filters = []
-    for raw in raw_filters:
-        key = raw.get("key") if isinstance(raw, Mapping) else None
-        values = _string_values(raw.get("values")) if isinstance(raw, Mapping) else None
-        if not isinstance(key, str) or not key or values is None:
-            errors.add("filters", "invalid_format")
-            continue
-        filters.append(MetricFilter(key=key, values=values))
+    weighted_interval = _weighted_interval(obj, agg, errors)
+    filters = _metric_filters(obj, errors)
     errors.raise_if_any()
     assert agg is not None  # else an error was raised
     metric_id = obj.get("lago_id") or stable_id(organization_id, "metric", code)
@@ -370,8 +353,43 @@ def parse_billable_metric(obj: Any, organization_id: str) -> BillableMetric:
         rounding_function=rounding_function,
         rounding_precision=rounding_precision,
         weighted_interval=weighted_interval,
-        filters=tuple(filters),
+        filters=filters,
     )
+
+
+def _list(obj: Mapping[str, Any], key: str, errors: _Errors) -> list[Any]:
+    """An optional list (missing or null: empty); anything else is ``invalid_type``."""
+    value = obj.get(key) or []
+    if not isinstance(value, list):
+        errors.add(key, "invalid_type")
+        return []
+    return value
+
+
+def _weighted_interval(
+    obj: Mapping[str, Any], agg: AggregationType | None, errors: _Errors
+) -> str | None:
+    """``seconds`` (the default, and the only one) for a weighted sum; None for other types."""
+    weighted_interval = _opt_str(obj, "weighted_interval", errors)
+    if agg != AggregationType.WEIGHTED_SUM:
+        return None
+    weighted_interval = weighted_interval or "seconds"
+    if weighted_interval != "seconds":
+        errors.add("weighted_interval", "value_is_invalid")
+    return weighted_interval
+
+
+def _metric_filters(obj: Mapping[str, Any], errors: _Errors) -> tuple[MetricFilter, ...]:
+    """A metric's ``filters``: each a non-empty ``key`` and a non-empty list of ``values``."""
+    filters: list[MetricFilter] = []
+    for raw in _list(obj, "filters", errors):
+        key = raw.get("key") if isinstance(raw, Mapping) else None
+        values = _string_values(raw.get("values")) if isinstance(raw, Mapping) else None
+        if not isinstance(key, str) or not key or values is None:
+            errors.add("filters", "invalid_format")
+            continue
+        filters.append(MetricFilter(key=key, values=values))
+    return tuple(filters)
 
 
 def _parse_charge_filter(
@@ -429,15 +447,10 @@ def parse_charge(
         or obj.get("id")
         or stable_id(organization_id, "charge", plan_code, str(index), metric_code)
     )
-    filters: list[ChargeFilter] = []
-    raw_filters = obj.get("filters") or []
-    if not isinstance(raw_filters, list):
-        local.add("filters", "invalid_type")
-        raw_filters = []
-    for i, raw in enumerate(raw_filters):
-        parsed = _parse_charge_filter(raw, charge_id, i, local)
-        if parsed is not None:
-            filters.append(parsed)
+    parsed_filters = [
+        _parse_charge_filter(raw, charge_id, i, local)
+        for i, raw in enumerate(_list(obj, "filters", local))
+    ]
     min_amount = _int(obj, "min_amount_cents", local, 0) or 0
     if not 0 <= min_amount <= _BIGINT_MAX:  # Lago: >= 0, and a bigint
         local.add("min_amount_cents", "value_is_out_of_range")
@@ -454,7 +467,7 @@ def parse_charge(
         billable_metric_code=metric_code,
         charge_model=model,
         properties=dict(properties),
-        filters=tuple(filters),
+        filters=tuple(f for f in parsed_filters if f is not None),
         min_amount_cents=min_amount,
         prorated=prorated,
         pay_in_advance=pay_in_advance,
@@ -475,13 +488,9 @@ def parse_plan(obj: Any, organization_id: str) -> Plan:
     amount_cents = _int(obj, "amount_cents", errors, 0) or 0
     if not -_BIGINT_MAX - 1 <= amount_cents <= _BIGINT_MAX:  # Lago: a bigint column
         errors.add("amount_cents", "value_is_out_of_range")
-    raw_charges = obj.get("charges") or []
-    if not isinstance(raw_charges, list):
-        errors.add("charges", "invalid_type")
-        raw_charges = []
     charges = [
         parse_charge(raw, organization_id=organization_id, plan_code=code, index=i, errors=errors)
-        for i, raw in enumerate(raw_charges)
+        for i, raw in enumerate(_list(obj, "charges", errors))
     ]
     errors.raise_if_any()
     plan_id = obj.get("lago_id") or stable_id(organization_id, "plan", code)
