@@ -6,6 +6,7 @@ This is also the Python entry point for billing jobs: :meth:`UsageService.usage`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ from billing import billing_period_bounds, period_days
 from billing.customer_usage import customer_usage
 from enrichment.catalog_index import CatalogIndex
 from schemas.bounds import instant_fits
-from schemas.catalog import BillableMetric, Plan
+from schemas.catalog import BillableMetric, Customer, Plan, Subscription
 from sinks.store import Store
 
 
@@ -65,56 +66,24 @@ class UsageService:
         """Lago ``customer_usage`` for the period holding ``at`` (default now), shifted by
         ``period_index`` periods (-1 = the previous period)."""
         index = self.catalog()
-        sub = index.subscription_by_id(organization_id, external_subscription_id)
-        if sub is None:
-            raise UsageNotFound("subscription_not_found")
-        if external_customer_id is not None and sub.external_customer_id != external_customer_id:
-            raise UsageNotFound("customer_not_found")
-        plan = index.plans.get((organization_id, sub.plan_code))
-        if plan is None:
-            raise UsageNotFound("plan_not_found")
-        customer = index.customers.get((organization_id, sub.external_customer_id))
+        sub, plan, customer = _subscription(
+            index, organization_id, external_subscription_id, external_customer_id
+        )
         timezone = customer.timezone if customer else "UTC"
         moment = at or self.clock()
         if sub.terminated_at is not None and moment > sub.terminated_at:
             moment = sub.terminated_at
         if moment < sub.started_at:  # pending: no current period yet (Lago: a 405)
             raise UsageNotFound("no_active_subscription")
-        try:
-            period_from, period_to = billing_period_bounds(
-                interval=plan.interval,
-                billing_time=sub.billing_time,
-                subscription_started_at=sub.started_at,
-                subscription_terminated_at=sub.terminated_at,
-                timezone=timezone,
-                at=moment,
-                index=period_index,
-            )
-        except (ValueError, OverflowError) as exc:  # before the start, or beyond year 9999
-            raise PeriodOutOfRange(str(exc)) from exc
-        if not (instant_fits(_ms(period_from)) and instant_fits(_ms(period_to) - 1)):
-            raise PeriodOutOfRange(f"{period_from} - {period_to}")
-        # Buckets are 15 minutes; the subscription id already limits rows to its lifetime, so
-        # widening a clamped bound to whole buckets reads exactly this subscription's events.
-        from_ms = bucket_start_ms(_ms(period_from))
-        to_ms = -(-_ms(period_to) // BUCKET_MS) * BUCKET_MS
-        full_from, full_to = billing_period_bounds(
-            interval=plan.interval, billing_time=sub.billing_time,
-            subscription_started_at=sub.started_at, subscription_terminated_at=None,
-            timezone=timezone, at=moment, index=period_index,
-            clamp=False,
-        )
-        period = Period(
-            _ms(period_from), _ms(period_to),
-            period_days(full_from, full_to, timezone),
-        )
+        bounds = _Bounds.of(sub, plan, timezone, moment, period_index)
         metrics = {
             code: metric
             for (org, code), metric in index.metrics.items()
             if org == organization_id
         }
         usages = self.fee_usages(
-            organization_id, sub.id, plan, metrics, from_ms, to_ms, period, timezone=timezone
+            organization_id, sub.id, plan, metrics, bounds.from_ms, bounds.to_ms, bounds.period,
+            timezone=timezone,
         )
         return customer_usage(
             customer=customer,
@@ -122,9 +91,9 @@ class UsageService:
             plan=plan,
             metrics=metrics,
             usages=usages,
-            period_from=period_from,
-            period_to=period_to,
-            full_period=(full_from, full_to),
+            period_from=bounds.period_from,
+            period_to=bounds.period_to,
+            full_period=bounds.full_period,
             timezone=timezone,
         )
 
@@ -151,6 +120,37 @@ class UsageService:
             if c.prorated and c.id in charge_metric
             and charge_metric[c.id].aggregation_type == "sum_agg" and charge_metric[c.id].recurring
         }
+        states = self._read_states(organization_id, subscription_id, plan, charge_metric,
+                                   prorated=bool(prorated), from_ms=from_ms, to_ms=to_ms,
+                                   timezone=timezone)
+        usages = []
+        for key in sorted(states.keys()):
+            metric = charge_metric.get(key[0])
+            if metric is None:
+                continue
+            carried = metric.recurring and (key in states.before
+                                            or key in states.unique.get(True, {}))
+            if key not in states.window and not carried:
+                continue  # e.g. a non-recurring key seen only before the period
+            if key[0] in prorated:
+                units = _prorated_units(states, key, period, timezone)
+            else:
+                units = units_for(
+                    metric.aggregation_type, recurring=metric.recurring,
+                    window=states.window.get(key), before=states.before.get(key),
+                    unique_present=states.unique.get(metric.recurring, {}).get(key, (0, 0))[0],
+                    period=period,
+                )
+            usages.append(_fee_usage(key, units, states))
+        return usages
+
+    def _read_states(
+        self, organization_id: str, subscription_id: str, plan: Plan,
+        charge_metric: Mapping[str, BillableMetric], *, prorated: bool, from_ms: int, to_ms: int,
+        timezone: str,
+    ) -> _States:
+        """The stored states the charges need: the period's, what came before it (recurring
+        sums), unique values, percentage event values and daily sums (prorated charges)."""
         daily = (
             self.store.read_daily_sums(organization_id, subscription_id, from_ms, to_ms, timezone)
             if prorated else {}
@@ -173,46 +173,109 @@ class UsageService:
             self.store.read_event_values(organization_id, subscription_id, from_ms, to_ms)
             if any(c.charge_model == "percentage" for c in plan.charges) else {}
         )
-        keys = set(window) | set(before) | {k for u in unique.values() for k in u} | set(values)
-        usages = []
-        for key in sorted(keys):
-            metric = charge_metric.get(key[0])
-            if metric is None:
-                continue
-            agg, recurring = metric.aggregation_type, metric.recurring
-            carried = recurring and (key in before or key in unique.get(True, {}))
-            if key not in window and not carried:
-                continue  # e.g. a non-recurring key seen only before the period
-            win = window.get(key)
-            if key[0] in prorated:
-                carried = before[key].value_sum if key in before else Decimal(0)
-                units = prorated_sum(
-                    carried,
-                    [(date.fromisoformat(d), v) for d, v in daily.get(key, [])],
-                    _local_day(period.from_ms, timezone),
-                    _local_day(period.to_ms - 1, timezone),
-                    period.days,
-                )
-            else:
-                units = units_for(
-                    agg, recurring=recurring, window=win, before=before.get(key),
-                    unique_present=unique.get(recurring, {}).get(key, (0, 0))[0],
-                    period=period,
-                )
-            usages.append(
-                FeeUsage(
-                    charge_id=key[0],
-                    charge_filter_id=key[1],
-                    grouped_by=key[2],
-                    units=units,
-                    events_count=win.events_count if win else 0,
-                    event_values=values.get(key, ()),
-                    precise_total_amount_cents=(
-                        win.precise_total_amount_cents if win else Decimal(0)
-                    ),
-                )
+        return _States(window, before, unique, values, daily)
+
+
+@dataclass(frozen=True)
+class _States:
+    """Stored states of one subscription for one period, by (charge, filter, group)."""
+
+    window: dict[tuple, UsageAggregate]
+    before: dict[tuple, UsageAggregate]
+    unique: dict[bool, dict]  # by ``recurring``
+    values: dict
+    daily: dict
+
+    def keys(self) -> set[tuple]:
+        return (set(self.window) | set(self.before)
+                | {k for u in self.unique.values() for k in u} | set(self.values))
+
+
+def _prorated_units(states: _States, key: tuple, period: Period, timezone: str) -> Decimal:
+    """Units of a prorated recurring ``sum_agg`` charge: each day's level, pro rata."""
+    carried = states.before[key].value_sum if key in states.before else Decimal(0)
+    return prorated_sum(
+        carried,
+        [(date.fromisoformat(d), v) for d, v in states.daily.get(key, [])],
+        _local_day(period.from_ms, timezone),
+        _local_day(period.to_ms - 1, timezone),
+        period.days,
+    )
+
+
+def _fee_usage(key: tuple, units: Decimal, states: _States) -> FeeUsage:
+    win = states.window.get(key)
+    return FeeUsage(
+        charge_id=key[0],
+        charge_filter_id=key[1],
+        grouped_by=key[2],
+        units=units,
+        events_count=win.events_count if win else 0,
+        event_values=states.values.get(key, ()),
+        precise_total_amount_cents=win.precise_total_amount_cents if win else Decimal(0),
+    )
+
+
+def _subscription(
+    index: CatalogIndex, organization_id: str, external_subscription_id: str,
+    external_customer_id: str | None,
+) -> tuple[Subscription, Plan, Customer | None]:
+    """The subscription, its plan and customer; :class:`UsageNotFound` when one is missing."""
+    sub = index.subscription_by_id(organization_id, external_subscription_id)
+    if sub is None:
+        raise UsageNotFound("subscription_not_found")
+    if external_customer_id is not None and sub.external_customer_id != external_customer_id:
+        raise UsageNotFound("customer_not_found")
+    plan = index.plans.get((organization_id, sub.plan_code))
+    if plan is None:
+        raise UsageNotFound("plan_not_found")
+    return sub, plan, index.customers.get((organization_id, sub.external_customer_id))
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """The asked billing period: clamped to the subscription's lifetime, as whole buckets to
+    read, and the full (unclamped) period proration counts days of."""
+
+    period_from: datetime
+    period_to: datetime
+    full_period: tuple[datetime, datetime]
+    from_ms: int
+    to_ms: int
+    period: Period
+
+    @classmethod
+    def of(cls, sub: Subscription, plan: Plan, timezone: str, moment: datetime,
+           period_index: int) -> _Bounds:
+        try:
+            period_from, period_to = billing_period_bounds(
+                interval=plan.interval,
+                billing_time=sub.billing_time,
+                subscription_started_at=sub.started_at,
+                subscription_terminated_at=sub.terminated_at,
+                timezone=timezone,
+                at=moment,
+                index=period_index,
             )
-        return usages
+        except (ValueError, OverflowError) as exc:  # before the start, or beyond year 9999
+            raise PeriodOutOfRange(str(exc)) from exc
+        if not (instant_fits(_ms(period_from)) and instant_fits(_ms(period_to) - 1)):
+            raise PeriodOutOfRange(f"{period_from} - {period_to}")
+        full_from, full_to = billing_period_bounds(
+            interval=plan.interval, billing_time=sub.billing_time,
+            subscription_started_at=sub.started_at, subscription_terminated_at=None,
+            timezone=timezone, at=moment, index=period_index,
+            clamp=False,
+        )
+        # Buckets are 15 minutes; the subscription id already limits rows to its lifetime, so
+        # widening a clamped bound to whole buckets reads exactly this subscription's events.
+        return cls(
+            period_from, period_to, (full_from, full_to),
+            from_ms=bucket_start_ms(_ms(period_from)),
+            to_ms=-(-_ms(period_to) // BUCKET_MS) * BUCKET_MS,
+            period=Period(_ms(period_from), _ms(period_to),
+                          period_days(full_from, full_to, timezone)),
+        )
 
 
 def _local_day(ms: int, timezone: str) -> date:
