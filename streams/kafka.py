@@ -1,11 +1,17 @@
-"""Kafka client settings, topic creation and the log epoch (the cluster id)."""
+"""Kafka client settings, topic creation, the log epoch (the cluster id), the raw topic's
+group consumer and its offset commits."""
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+log = logging.getLogger("meterline.kafka")
 
 TOPIC_ALREADY_EXISTS = 36
 
@@ -66,3 +72,30 @@ async def cluster_id(options: dict[str, Any]) -> str:
         return str(described.get("cluster_id") or "kafka")
     finally:
         await admin.close()
+
+
+def group_consumer(
+    options: dict[str, Any], group_id: str, session_timeout_ms: int
+) -> AIOKafkaConsumer:
+    """The raw topic's consumer of a worker: a group member that commits nothing by itself
+    (the manifest decides where partitions resume) and fetches large batches."""
+    return AIOKafkaConsumer(
+        **options,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(100, session_timeout_ms // 3),
+        rebalance_timeout_ms=max(session_timeout_ms, 10_000),
+        max_poll_interval_ms=600_000,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
+
+
+async def commit_offsets(consumer: Any, topic: str, offsets: Mapping[int, int]) -> None:
+    """Commit ``offsets`` (partition → next offset) of ``topic``; a partition revoked
+    meanwhile is skipped with a warning (the manifest holds the truth)."""
+    try:
+        await consumer.commit({TopicPartition(topic, p): o for p, o in offsets.items()})
+    except Exception as exc:
+        log.warning("kafka offset commit skipped: %s", exc)

@@ -26,8 +26,14 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        # --- the hot path ------------------------------------------------------------------
+        self._hot_path(self.registry)
+        self._timeline(self.registry)
+        self._progress(self.registry)
+        self._store_and_catalog(self.registry)
+        self._http(self.registry)
+
+    def _hot_path(self, r: CollectorRegistry) -> None:
+        """Messages, dead letters, batch sizes, step times, INSERTs."""
         self.messages = Counter(
             "meterline_messages_total",
             "Raw messages by outcome: consumed = stored + duplicate + dead_letter.",
@@ -61,35 +67,9 @@ class Metrics:
             "meterline_insert_seconds", "Latency of one INSERT per table.", ["table"],
             buckets=SECONDS_BUCKETS, registry=r,
         )
-        self.consumer_lag = Gauge(
-            "meterline_consumer_lag",
-            "Messages in the partition not yet in a committed batch: the broker's end offset "
-            "minus the next offset to commit, read from the broker on a timer.",
-            ["topic", "partition"], registry=r,
-        )
-        self.pipeline_stalled = Gauge(
-            "meterline_pipeline_stalled",
-            "1 when an assigned partition has work and has made no progress for "
-            "METERLINE_STALL_SECONDS, or the store has been failing that long.", registry=r,
-        )
-        self.ready = Gauge(
-            "meterline_ready", "1 when the worker is ready (what /ready answers).", registry=r,
-        )
-        self.seconds_since_commit = Gauge(
-            "meterline_seconds_since_commit",
-            "Seconds since this worker last committed a batch of the partition (or, before "
-            "its first, since the partition was assigned).",
-            ["topic", "partition"], registry=r,
-        )
-        self.quarantined = Counter(
-            "meterline_quarantined_messages_total",
-            "Messages dead-lettered because the store refused their rows (value_out_of_range, "
-            "storage_rejected); the rest of their batch is written.", registry=r,
-        )
-        self.rolled_back_batches = Counter(
-            "meterline_rolled_back_batches_total",
-            "Unfinished batches of a gone log epoch rolled back at start.", registry=r,
-        )
+
+    def _timeline(self, r: CollectorRegistry) -> None:
+        """Freshness, watermark, the last batch, rebalances, replays and the dedup filter."""
         self.freshness = Histogram(
             "meterline_freshness_seconds",
             "Kafka message timestamp to its batch's commit (visible in the aggregates); one "
@@ -125,7 +105,41 @@ class Metrics:
             "Identities in the in-memory dedup filter (loaded at assignment, then added to).",
             registry=r,
         )
-        # --- the store -----------------------------------------------------------------------
+
+    def _progress(self, r: CollectorRegistry) -> None:
+        """Lag, stalls, readiness, quarantines and rollbacks (streams.health, issue 16)."""
+        self.consumer_lag = Gauge(
+            "meterline_consumer_lag",
+            "Messages in the partition not yet in a committed batch: the broker's end offset "
+            "minus the next offset to commit, read from the broker on a timer.",
+            ["topic", "partition"], registry=r,
+        )
+        self.pipeline_stalled = Gauge(
+            "meterline_pipeline_stalled",
+            "1 when an assigned partition has work and has made no progress for "
+            "METERLINE_STALL_SECONDS, or the store has been failing that long.", registry=r,
+        )
+        self.ready = Gauge(
+            "meterline_ready", "1 when the worker is ready (what /ready answers).", registry=r,
+        )
+        self.seconds_since_commit = Gauge(
+            "meterline_seconds_since_commit",
+            "Seconds since this worker last committed a batch of the partition (or, before "
+            "its first, since the partition was assigned).",
+            ["topic", "partition"], registry=r,
+        )
+        self.quarantined = Counter(
+            "meterline_quarantined_messages_total",
+            "Messages dead-lettered because the store refused their rows (value_out_of_range, "
+            "storage_rejected); the rest of their batch is written.", registry=r,
+        )
+        self.rolled_back_batches = Counter(
+            "meterline_rolled_back_batches_total",
+            "Unfinished batches of a gone log epoch rolled back at start.", registry=r,
+        )
+
+    def _store_and_catalog(self, r: CollectorRegistry) -> None:
+        """Store errors and retries, reconciliation, the catalog's version and age."""
         self.store_errors = Counter(
             "meterline_store_errors_total",
             "Store calls that failed: the pipeline's are retried, an API request's answer 503.",
@@ -140,7 +154,6 @@ class Metrics:
             "1 when a partition's counts do not reconcile (see meterline reconcile).",
             ["topic", "partition"], registry=r,
         )
-        # --- the catalog ---------------------------------------------------------------------
         self.catalog_version = Gauge(
             "meterline_catalog_version", "Version of the in-memory catalog.", registry=r,
         )
@@ -148,7 +161,9 @@ class Metrics:
             "meterline_catalog_age_seconds",
             "Seconds since the last catalog change (NaN before the first one).", registry=r,
         )
-        # --- the HTTP API --------------------------------------------------------------------
+
+    def _http(self, r: CollectorRegistry) -> None:
+        """API requests and latency by route pattern, usage-read latency."""
         self.http_requests = Counter(
             "meterline_http_requests_total", "API requests by route pattern, method and status.",
             ["route", "method", "status"], registry=r,

@@ -35,6 +35,7 @@ from streams.batch import RawMessage
 from streams.committer import STORAGE_REJECTED, VALUE_OUT_OF_RANGE, Committer
 from streams.gc_policy import TimedCollector
 from streams.health import PipelineHealth
+from streams.kafka import commit_offsets, group_consumer
 from streams.metrics import Metrics
 from streams.observer import CommitObserver, PipelineStats
 from streams.prepare import BatchPreparer, PreparedBatch, Rejected
@@ -176,18 +177,8 @@ class Pipeline:
         """Connect the dead-letter producer and the raw-topic consumer."""
         self._producer = AIOKafkaProducer(**self.kafka_options, acks="all")
         await self._producer.start()
-        session = self.config.session_timeout_ms
-        self._consumer = AIOKafkaConsumer(
-            **self.kafka_options,
-            group_id=self.config.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session,
-            heartbeat_interval_ms=max(100, session // 3),
-            rebalance_timeout_ms=max(session, 10_000),
-            max_poll_interval_ms=600_000,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
+        self._consumer = group_consumer(
+            self.kafka_options, self.config.group_id, self.config.session_timeout_ms)
         self._consumer.subscribe([self.config.topic], listener=_Rebalance(self))
         await self._consumer.start()
         self._gc.start()
@@ -307,13 +298,8 @@ class Pipeline:
 
     async def _commit_offsets(self, offsets: Mapping[int, int]) -> None:
         """Step 8: Kafka offsets, for lag monitoring only (the manifest wins on restart)."""
-        if self._consumer is None:
-            return
-        try:
-            await self._consumer.commit(
-                {TopicPartition(self.config.topic, p): o for p, o in offsets.items()})
-        except Exception as exc:  # a revoked partition; the manifest already holds it
-            log.warning("kafka offset commit skipped: %s", exc)
+        if self._consumer is not None:
+            await commit_offsets(self._consumer, self.config.topic, offsets)
 
     async def _read_ranges(self, ranges: dict[int, tuple[int, int]]) -> list[RawMessage]:
         return await read_ranges(self.kafka_options, self.config.topic, ranges)
