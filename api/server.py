@@ -148,9 +148,11 @@ class Guard:
             self.metrics.store_errors.labels("api").inc()
         answer = failure_response(exc)
         if answer.status == 503:
-            log.warning("request failed, retryable: %s %s: %r", request.method, request.path, exc)
+            log.warning("request failed, retryable: %s %s: %r",
+                        request.method, request.path, exc)  # type: ignore[attr-defined]
         else:
-            log.exception("request failed (a bug): %s %s", request.method, request.path)
+            log.exception("request failed (a bug): %s %s",
+                          request.method, request.path)  # type: ignore[attr-defined]
         return answer
 
 

@@ -30,7 +30,7 @@ def sample_catalog() -> dict:
 def sample_events(count: int, seed: int = 7) -> list[dict]:
     """``count`` events spread over the sample subscriptions and metrics (deterministic)."""
     rng = random.Random(seed)
-    events = []
+    events: list[dict] = []
     for i in range(count):
         sub = rng.choice(list(SUBSCRIPTIONS))
         if rng.random() < 0.6:

@@ -8,6 +8,7 @@ compacted catalog topic that carries changes to the other workers).
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -136,7 +137,7 @@ class CatalogService:
                 out.append(versions[-1].resource)
         return out
 
-    def history_docs(self, org: str, kind: str, key: str) -> list[CatalogDoc]:
+    def history_docs(self, org: str, kind: str, key: str) -> builtins.list[CatalogDoc]:
         """Every version of one resource, as documents (for the catalog topic)."""
         return [
             CatalogDoc(
@@ -147,13 +148,13 @@ class CatalogService:
             for v in self._history.get((org, kind, key), [])
         ]
 
-    def subscriptions(self, org: str, external_id: str) -> list[Subscription]:
+    def subscriptions(self, org: str, external_id: str) -> builtins.list[Subscription]:
         """Every current subscription with this external id, latest started first."""
         subs = [s for s in self.list(org, "subscription") if s.external_id == external_id]
         return sorted(subs, key=lambda s: s.started_at, reverse=True)
 
     # --- writes --------------------------------------------------------------------------------
-    def _parse(self, kind: str, body: Mapping[str, Any], org: str) -> Any:
+    def _parse(self, kind: str, body: Any, org: str) -> Any:
         if kind == "billable_metric":
             return parse_billable_metric(body, org)
         if kind == "plan":
@@ -178,8 +179,8 @@ class CatalogService:
         return self.apply_many(organization_id, [(kind, body)])[0]
 
     def apply_many(
-        self, organization_id: str, items: list[tuple[str, Mapping[str, Any]]]
-    ) -> list[Any]:
+        self, organization_id: str, items: builtins.list[tuple[str, Mapping[str, Any]]]
+    ) -> builtins.list[Any]:
         """Validate every item first, then store them all; nothing is stored if one is invalid."""
         parsed: list[tuple[str, Any, dict]] = []
         errors: dict[str, list[str]] = {}
@@ -239,7 +240,7 @@ class CatalogService:
         self.apply_many(organization_id, items)
         return {section: len(document.get(section) or []) for section in _DOC_KEYS}
 
-    def _write(self, changes: list[tuple[str, str, str, dict | None]]) -> None:
+    def _write(self, changes: builtins.list[tuple[str, str, str, dict | None]]) -> None:
         with self._lock:
             now_ms = int(self.clock().timestamp() * 1000)
             docs = []
@@ -262,7 +263,7 @@ class CatalogService:
             for listener in self.listeners:  # then the other workers (catalog topic)
                 listener(docs)
 
-    def _check_references(self, org: str, new: list[Any]) -> None:
+    def _check_references(self, org: str, new: builtins.list[Any]) -> None:
         metrics = {m.code: m for m in self.list(org, "billable_metric")}
         metrics |= {r.code: r for r in new if isinstance(r, BillableMetric)}
         plans = {self.key_of(p) for p in self.list(org, "plan")}

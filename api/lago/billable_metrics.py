@@ -109,7 +109,7 @@ class BillableMetrics:
             if metric is None:
                 return error(404, "billable_metric_not_found")
             answer = self.json(org, metric)
-            plans = []
+            plans: list[tuple[str, Mapping[str, Any]]] = []
             for plan in self.ctx.plans_using(org, code):
                 plan_body = dict(self.catalog.body(org, "plan", plan.code) or {})
                 plan_body["charges"] = [

@@ -55,7 +55,7 @@ class Customers:
             if current is None:
                 stored = {**raw, "created_at": now, "updated_at": now}
             else:
-                old = self.catalog.body(org, "customer", external_id) or {}
+                old = self.catalog.body(org, "customer", str(external_id)) or {}
                 stored = {**old, **raw, "lago_id": current.id,
                           "created_at": self.ctx.created_at(old), "updated_at": now}
             problem = self.ctx.apply(org, [("customer", stored)])
