@@ -12,10 +12,12 @@ from schemas.bounds import DECIMAL_SCALE, VALUE_OUT_OF_RANGE, decimal_fits
 from schemas.event import UsageEvent
 from schemas.kinds import NUMERIC_TYPES, AggregationType, ChargeModel
 from schemas.numbers import canonical_string, plain_decimal, to_decimal
+from schemas.reasons import DeadLetterReason
 
-UNKNOWN_METRIC = "unknown_metric"
-INVALID_VALUE = "invalid_value"
-NO_SUBSCRIPTION = "no_subscription"
+# Dead-letter reason codes of enrichment (the one list: schemas.reasons.DeadLetterReason).
+UNKNOWN_METRIC = DeadLetterReason.UNKNOWN_METRIC
+INVALID_VALUE = DeadLetterReason.INVALID_VALUE
+NO_SUBSCRIPTION = DeadLetterReason.NO_SUBSCRIPTION
 
 # Values are stored as Decimal(38, 12) (schemas.bounds): a value that does not fit, once
 # rounded, is rejected (value_out_of_range); more decimals are rounded half-even to 12 places.
