@@ -56,6 +56,49 @@ def _wait(predicate, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def _send_events(client: MeterlineClient, event_count: int) -> int:
+    """Send the sample events, 50 retried duplicates and 2 invalid events; return how many."""
+    events = sample_events(event_count)
+    duplicates = events[:50]  # producers retry: the same transaction_ids again
+    bad = [{"transaction_id": "bad-1", "external_subscription_id": "sub_acme",
+            "code": "no_such_metric"},
+           {"transaction_id": "bad-2", "external_subscription_id": "sub_acme",
+            "code": "storage_gb", "properties": {"gb": "lots", "region": "eu"}}]
+    to_send = events + duplicates + bad
+    started = time.monotonic()
+    for i in range(0, len(to_send), 100):
+        client.post("/api/v1/events/batch", {"events": to_send[i:i + 100]})
+    print(f"Sent {len(to_send)} events ({len(duplicates)} duplicates, {len(bad)} invalid) "
+          f"in {time.monotonic() - started:.1f}s", flush=True)
+    return len(to_send)
+
+
+def _report(client: MeterlineClient, sent: int) -> int:
+    """Wait until the pipeline consumed every event sent, print its counts and the priced
+    usage; 0 when the counts reconcile."""
+
+    def processed() -> bool:
+        status = client.get("/api/v1/meterline/status")
+        return sum(p["consumed"] for p in status["partitions"]) >= sent
+
+    _wait(processed, 120, "the pipeline to process every event")
+    status = client.get("/api/v1/meterline/status")
+    totals = {k: sum(p[k] for p in status["partitions"])
+              for k in ("consumed", "stored", "duplicates", "dead_letters")}
+    print(f"Pipeline: {totals} reconciled={status['reconciled']}", flush=True)
+
+    usages = [
+        client.get(f"/api/v1/customers/{customer}/current_usage"
+                   f"?external_subscription_id={sub}")["customer_usage"]
+        for sub, customer in SUBSCRIPTIONS.items()
+    ]
+    print()
+    print(usage_table(usages))
+    grand = sum(u["amount_cents"] for u in usages)
+    print(f"\nTotal billed this period: {money(grand, usages[0]['currency'])}")
+    return 0 if status["reconciled"] else 1
+
+
 def run_demo(*, data_dir: Path | None, event_count: int) -> int:
     """Run the demo end to end; returns the process exit code."""
     workdir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="meterline-demo-"))
@@ -79,40 +122,8 @@ def run_demo(*, data_dir: Path | None, event_count: int) -> int:
             return 1
         applied = client.post("/api/v1/meterline/catalog", {"catalog": sample_catalog()})
         print(f"Catalog applied: {applied['applied']}", flush=True)
-
-        events = sample_events(event_count)
-        duplicates = events[:50]  # producers retry: the same transaction_ids again
-        bad = [{"transaction_id": "bad-1", "external_subscription_id": "sub_acme",
-                "code": "no_such_metric"},
-               {"transaction_id": "bad-2", "external_subscription_id": "sub_acme",
-                "code": "storage_gb", "properties": {"gb": "lots", "region": "eu"}}]
-        to_send = events + duplicates + bad
-        started = time.monotonic()
-        for i in range(0, len(to_send), 100):
-            client.post("/api/v1/events/batch", {"events": to_send[i:i + 100]})
-        print(f"Sent {len(to_send)} events ({len(duplicates)} duplicates, {len(bad)} invalid) "
-              f"in {time.monotonic() - started:.1f}s", flush=True)
-
-        def processed() -> bool:
-            status = client.get("/api/v1/meterline/status")
-            return sum(p["consumed"] for p in status["partitions"]) >= len(to_send)
-
-        _wait(processed, 120, "the pipeline to process every event")
-        status = client.get("/api/v1/meterline/status")
-        totals = {k: sum(p[k] for p in status["partitions"])
-                  for k in ("consumed", "stored", "duplicates", "dead_letters")}
-        print(f"Pipeline: {totals} reconciled={status['reconciled']}", flush=True)
-
-        usages = [
-            client.get(f"/api/v1/customers/{customer}/current_usage"
-                       f"?external_subscription_id={sub}")["customer_usage"]
-            for sub, customer in SUBSCRIPTIONS.items()
-        ]
-        print()
-        print(usage_table(usages))
-        grand = sum(u["amount_cents"] for u in usages)
-        print(f"\nTotal billed this period: {money(grand, usages[0]['currency'])}")
-        return 0 if status["reconciled"] else 1
+        sent = _send_events(client, event_count)
+        return _report(client, sent)
     finally:
         stack.send_signal(signal.SIGTERM)
         try:
