@@ -32,7 +32,7 @@ from schemas.catalog import (
     parse_plan,
     parse_subscription,
 )
-from sinks.store import CatalogDoc, Store
+from sinks.store import CatalogDoc, CatalogStore
 
 log = logging.getLogger("meterline.catalog")
 
@@ -56,7 +56,9 @@ class _Version:
 class CatalogService:
     """Validates, stores, versions and indexes catalog resources."""
 
-    def __init__(self, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+    def __init__(
+        self, store: CatalogStore, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ):
         self.store = store
         self.clock = clock
         self._lock = threading.RLock()

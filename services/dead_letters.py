@@ -15,7 +15,7 @@ from typing import Any
 from schemas.bounds import MAX_ID_LENGTH
 from schemas.event import partition_key
 from services.publishing import EventPublisher
-from sinks.store import Store
+from sinks.store import DeadLetterStore
 
 PAYLOAD_PREVIEW_BYTES = 2048
 REDRIVE_CHUNK = 100
@@ -32,7 +32,7 @@ class LetterFilter:
     pending_only: bool = True
 
     def store_filters(self) -> dict[str, Any]:
-        """The filters as :meth:`sinks.store.Store.dead_letters` takes them."""
+        """The filters as :meth:`sinks.store.DeadLetterStore.dead_letters` takes them."""
         filters: dict[str, Any] = {"error_code": self.error_code,
                                    "pending_only": self.pending_only}
         if self.since_ms is not None:
@@ -56,7 +56,9 @@ class DeadLetterService:
     Methods are synchronous store reads (run them off the event loop), except
     :meth:`redrive`, which runs its store calls in a thread itself."""
 
-    def __init__(self, *, store: Store, publisher: EventPublisher, default_organization_id: str):
+    def __init__(
+        self, *, store: DeadLetterStore, publisher: EventPublisher, default_organization_id: str
+    ):
         self.store = store
         self.publisher = publisher
         self.default_organization_id = default_organization_id

@@ -11,7 +11,15 @@ from typing import Any, Protocol
 
 from aggregation.reconciliation import LogView, reconcile_report
 from services.catalog import CatalogService
-from sinks.store import Store
+from sinks.store import OpenBatch, OperationsStore
+
+
+class ReportsStore(OperationsStore, Protocol):
+    """What the reports read: the operations views, and the open batches of the manifest."""
+
+    def open_batches(self, topic: str) -> list[OpenBatch]:
+        """Batches of any log epoch begun but neither done nor rolled back, oldest first."""
+        ...
 
 
 class PipelineView(Protocol):
@@ -36,7 +44,7 @@ class Reports:
     ``pipeline`` gives the running pipeline (None until it has started) and ``readiness``
     what ``/ready`` answers."""
 
-    store: Store
+    store: ReportsStore
     catalog: CatalogService
     raw_topic: str
     stall_seconds: float

@@ -20,7 +20,7 @@ from billing.customer_usage import customer_usage
 from enrichment.catalog_index import CatalogIndex
 from schemas.bounds import instant_fits
 from schemas.catalog import BillableMetric, Customer, Plan, Subscription
-from sinks.store import Store
+from sinks.store import UsageStore
 
 
 class UsageNotFound(LookupError):
@@ -46,7 +46,7 @@ class UsageService:
 
     def __init__(
         self,
-        store: Store,
+        store: UsageStore,
         catalog: Callable[[], CatalogIndex],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):

@@ -22,7 +22,7 @@ from api.lago.events import EventLookup
 from api.lago.plans import Plans
 from api.lago.subscriptions import Subscriptions
 from services.catalog import CatalogService
-from sinks.store import Store
+from sinks.store import UsageStore
 
 __all__ = ["LagoControlApi"]
 
@@ -31,7 +31,7 @@ class LagoControlApi:
     """The handlers of every Lago resource, over one catalog and store."""
 
     def __init__(
-        self, catalog: CatalogService, store: Store,
+        self, catalog: CatalogService, store: UsageStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         ctx = LagoContext(catalog, store, clock)

@@ -12,7 +12,7 @@ from typing import Any
 from api.envelope import ApiResponse, page_meta, parse_json, validation
 from schemas.catalog import CatalogValidationError, Plan, Subscription
 from services.catalog import CatalogService
-from sinks.store import Store
+from sinks.store import UsageStore
 
 Query = Mapping[str, str] | Sequence[tuple[str, str]]
 
@@ -91,7 +91,7 @@ class LagoContext:
     within this process."""
 
     def __init__(
-        self, catalog: CatalogService, store: Store,
+        self, catalog: CatalogService, store: UsageStore,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.catalog = catalog
