@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from services.catalog import CatalogService
+from sinks.batch_tables import table_of
 from sinks.chdb_store import ChdbStore
 from streams.kafka import client_options, cluster_id
 from streams.metrics import STEPS
@@ -77,13 +78,22 @@ class CountingStore:
         self.lookups = 0
         self.lookup_seconds = 0.0
 
-    def insert(self, spec: Any, wire: Any, token: str) -> None:
+    def write_part(self, batch: Any, part: str, token: str) -> None:
         started = time.perf_counter()
-        self.inner.insert(spec, wire, token)
-        if wire.num_rows:  # the store skips empty tables: not an INSERT
-            self.inserts[spec.table] += 1
-            self.rows[spec.table] += wire.num_rows
-            self.seconds[spec.table] += time.perf_counter() - started
+        self.inner.write_part(batch, part, token)
+        self._count(table_of(part), batch.rows(part), started)
+
+    def write_marker(self, batch_id: str, log_epoch: str, topic: str, state: str,
+                     tallies: Any, written_at_ms: int) -> None:
+        started = time.perf_counter()
+        self.inner.write_marker(batch_id, log_epoch, topic, state, tallies, written_at_ms)
+        self._count("batch_begins" if state == "begin" else "batches", len(tallies), started)
+
+    def _count(self, table: str, rows: int, started: float) -> None:
+        if rows:  # the store skips empty tables: not an INSERT
+            self.inserts[table] += 1
+            self.rows[table] += rows
+            self.seconds[table] += time.perf_counter() - started
 
     def find_seen(self, *args: Any) -> Any:
         started = time.perf_counter()
