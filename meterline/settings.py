@@ -98,11 +98,6 @@ class Settings(BaseSettings):
         """True when Meterline starts its own local Tansu broker."""
         return not self.kafka_bootstrap_servers
 
-    @property
-    def embedded_store(self) -> bool:
-        """True when the store is chdb on ``data_dir`` rather than a ClickHouse server."""
-        return not self.clickhouse_url
-
     def with_overrides(self, **changes: object) -> Settings:
         """Return a validated copy with some fields changed (CLI flags win over the env)."""
         return load_settings(**{**self.model_dump(), **changes})

@@ -1,4 +1,5 @@
-"""A store in memory, for unit tests and examples: what the pipeline and the catalog need.
+"""A store in memory, for unit tests and examples: what the pipeline, the catalog and the
+event lookup need.
 
 It keeps the rows of each encoded part, ignores a repeated token as ClickHouse does, answers
 the dedup index, the manifest and the catalog from them, and can be made to fail:
@@ -168,6 +169,13 @@ class MemoryStore:
     def rolled_back_batches(self) -> list[dict[str, Any]]:
         """Every rolled-back batch range."""
         return list(self._rolled_back)
+
+    def find_events(self, organization_id: str, transaction_id: str) -> list[dict[str, Any]]:
+        """Stored event rows of one transaction id, newest first (as the SQL store's)."""
+        rows = [r for r in self.rows.get("events", [])
+                if r["organization_id"] == organization_id
+                and r["transaction_id"] == transaction_id]
+        return sorted(rows, key=lambda r: -r.get("ingested_at_ms", 0))[:100]
 
     # --- the catalog, organizations and keys ------------------------------------------------
     def put_catalog_docs(self, docs: list[CatalogDoc]) -> None:

@@ -13,7 +13,7 @@ from api.handlers import Api
 from services.api_keys import KeyRing, new_key_record
 from services.catalog import CatalogService
 from services.usage import UsageService
-from tests.unit.test_catalog import CatalogDocsDouble
+from sinks.memory_store import MemoryStore
 
 NOW_MS = 1_795_000_000_000
 
@@ -30,7 +30,7 @@ class RecordingPublisher:
 
 @pytest.fixture
 def api_and_publisher():
-    catalog = CatalogService(CatalogDocsDouble(), clock=lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    catalog = CatalogService(MemoryStore(), clock=lambda: datetime.now(UTC))  # type: ignore[arg-type]
     publisher = RecordingPublisher()
     api = Api(
         key_ring=lambda: KeyRing([new_key_record("k", "org-1", "test")]),

@@ -16,8 +16,8 @@ from schemas import exact_json
 from schemas.bounds import MAX_EVENT_BYTES
 from schemas.event import event_to_json_dict, parse_event
 from services.catalog import CatalogService
+from sinks.memory_store import MemoryStore
 from tests.unit.test_api import NOW_MS, api_and_publisher, run  # noqa: F401 (a fixture)
-from tests.unit.test_catalog import CatalogDocsDouble
 
 GOOD = (b'{"transaction_id":"t","external_subscription_id":"s","code":"c",'
         b'"timestamp":1795000000.5,"properties":{"gb":12345678.123456789012,'
@@ -151,7 +151,7 @@ def test_catalog_numbers_are_stored_with_every_digit(api_and_publisher):
 
 
 def test_lago_plan_bodies_are_decoded_exactly():
-    store = CatalogDocsDouble()
+    store = MemoryStore()
     catalog = CatalogService(store)  # type: ignore[arg-type]
     control = LagoControlApi(catalog, store)  # type: ignore[arg-type]
     metric = b'{"billable_metric":{"code":"gb","name":"GB","aggregation_type":"sum_agg",' \
@@ -176,7 +176,7 @@ def test_lago_plan_bodies_are_decoded_exactly():
 def test_a_catalog_integer_beyond_64_bits_is_422_not_a_500():
     """Exact decoding keeps 2**70 an int; no Lago field holds one, and an answer echoing it
     could not be written (orjson refuses integers beyond 64 bits): refused, nothing stored."""
-    store = CatalogDocsDouble()
+    store = MemoryStore()
     control = LagoControlApi(CatalogService(store), store)  # type: ignore[arg-type]
     body = (b'{"billable_metric":{"code":"m","name":"M","aggregation_type":"count_agg",'
             b'"description":1180591620717411303424}}')

@@ -9,22 +9,10 @@ import pytest
 
 from schemas.catalog import CatalogValidationError, parse_billable_metric, parse_plan
 from services.catalog import CatalogService
+from sinks.memory_store import MemoryStore
 from sinks.store import CatalogDoc
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
-
-
-class CatalogDocsDouble:
-    """Test double of the two Store methods the catalog service uses."""
-
-    def __init__(self) -> None:
-        self.docs: list[CatalogDoc] = []
-
-    def put_catalog_docs(self, docs: list[CatalogDoc]) -> None:
-        self.docs.extend(docs)
-
-    def load_catalog_history(self) -> list[CatalogDoc]:
-        return sorted(self.docs, key=lambda d: d.version)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +51,7 @@ def test_plan_ids_are_stable_across_parses():
 
 
 def test_apply_document_is_all_or_nothing_and_checks_references():
-    service = CatalogService(CatalogDocsDouble(), clock=lambda: NOW)  # type: ignore[arg-type]
+    service = CatalogService(MemoryStore(), clock=lambda: NOW)  # type: ignore[arg-type]
     document = {
         "billable_metrics": [{"code": "calls", "aggregation_type": "count_agg"}],
         "plans": [{"code": "p", "interval": "monthly", "amount_currency": "EUR",
@@ -84,7 +72,7 @@ def test_apply_document_is_all_or_nothing_and_checks_references():
 
 
 def test_catalog_survives_a_reload_with_pinned_subscription_start():
-    store = CatalogDocsDouble()
+    store = MemoryStore()
     service = CatalogService(store, clock=lambda: NOW)  # type: ignore[arg-type]
     service.apply_document("org", {
         "billable_metrics": [{"code": "calls", "aggregation_type": "count_agg"}],
@@ -101,7 +89,7 @@ def test_catalog_survives_a_reload_with_pinned_subscription_start():
 def test_a_stored_version_todays_rules_reject_is_skipped_at_load_not_fatal():
     """Issue 16: bounds added to the catalog (rounding_precision, amounts) must not stop a
     worker whose store holds a version an earlier release accepted."""
-    store = CatalogDocsDouble()
+    store = MemoryStore()
     service = CatalogService(store, clock=lambda: NOW)  # type: ignore[arg-type]
     service.apply_document("org", {"billable_metrics": [
         {"code": "calls", "aggregation_type": "count_agg", "rounding_precision": 2}]})

@@ -18,6 +18,7 @@ from schemas.catalog import (
     parse_subscription,
 )
 from services.catalog import CatalogService
+from sinks.memory_store import MemoryStore
 from sinks.store import CatalogDoc
 from streams.catalog_topic import (
     MAX_MESSAGE_BYTES,
@@ -25,7 +26,6 @@ from streams.catalog_topic import (
     decode_history,
     encode_version,
 )
-from tests.unit.test_catalog import CatalogDocsDouble
 
 ORG = "org-1"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -145,7 +145,7 @@ def test_a_version_too_large_for_the_topic_is_refused():
 
 def test_a_refused_change_writes_nothing():
     # before: the store and this worker took the change, the topic dropped it, the API said 200
-    store = CatalogDocsDouble()
+    store = MemoryStore()
     catalog = CatalogService(store, clock=lambda: NOW)  # type: ignore[arg-type]
     catalog.checks.append(check_publishable)
     published: list = []

@@ -19,7 +19,7 @@ import pytest
 from api.lago import LagoControlApi
 from schemas.catalog import CatalogValidationError
 from services.catalog import CatalogService
-from tests.unit.test_catalog import CatalogDocsDouble
+from sinks.memory_store import MemoryStore
 
 ORG = "org"
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -53,7 +53,7 @@ def plan(model: str, **charge: Any) -> dict[str, Any]:
 
 
 def service() -> CatalogService:
-    return CatalogService(CatalogDocsDouble(), clock=lambda: NOW)  # type: ignore[arg-type]
+    return CatalogService(MemoryStore(), clock=lambda: NOW)  # type: ignore[arg-type]
 
 
 def plan_errors(metric_body: dict[str, Any], plan_body: dict[str, Any]) -> dict[str, list[str]]:
@@ -220,7 +220,7 @@ def test_the_rules_apply_to_a_catalog_document_with_its_own_metrics():
 def test_lago_api_plan_create_and_update_answer_422():
     """POST and PUT /api/v1/plans answer 422 validation_errors with Lago's field and code
     (charge.rb:131-137 on create, charge.rb:147-151 on update), and store nothing."""
-    store = CatalogDocsDouble()
+    store = MemoryStore()
     catalog = CatalogService(store, clock=lambda: NOW)  # type: ignore[arg-type]
     control = LagoControlApi(catalog, store, clock=lambda: NOW)  # type: ignore[arg-type]
 

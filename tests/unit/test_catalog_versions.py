@@ -8,7 +8,7 @@ from enrichment.catalog_index import CatalogIndex
 from enrichment.enricher import Rejection, enrich
 from schemas.event import UsageEvent
 from services.catalog import CatalogService
-from tests.unit.test_catalog import CatalogDocsDouble
+from sinks.memory_store import MemoryStore
 
 ORG = "org"
 DAY = 86_400_000
@@ -26,7 +26,7 @@ def service_with_history() -> CatalogService:
     """v1 on Nov 1 (field a, amount 1), v2 on Nov 10 (field b, amount 2), deleted Nov 20."""
     today = [1]
     service = CatalogService(
-        CatalogDocsDouble(), clock=lambda: datetime(2026, 11, today[0], tzinfo=UTC)
+        MemoryStore(), clock=lambda: datetime(2026, 11, today[0], tzinfo=UTC)
     )  # type: ignore[arg-type]
 
     def plan(amount: str) -> dict:

@@ -14,9 +14,9 @@ from api.errors import failure_response
 from services.catalog import CatalogService
 from services.publishing import PublishFailed
 from services.usage import PeriodOutOfRange, UsageNotFound, UsageService
+from sinks.memory_store import MemoryStore
 from sinks.store import StoreDataError, StoreError
 from streams.producer import KafkaEventPublisher, PublishRejected
-from tests.unit.test_catalog import CatalogDocsDouble
 
 ORG = "org-1"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -84,7 +84,7 @@ class NoReads:
 
 @pytest.fixture
 def usage() -> UsageService:
-    catalog = CatalogService(CatalogDocsDouble(), clock=lambda: NOW)  # type: ignore[arg-type]
+    catalog = CatalogService(MemoryStore(), clock=lambda: NOW)  # type: ignore[arg-type]
     catalog.apply(ORG, "billable_metric", {"code": "calls", "aggregation_type": "count_agg"})
     catalog.apply(ORG, "plan", {
         "code": "p", "interval": "monthly", "amount_currency": "EUR",

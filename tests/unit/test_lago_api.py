@@ -21,23 +21,10 @@ from api.lago import LagoControlApi
 from api.lago.events import event_json
 from api.lago.plans import _keep_filter_ids
 from services.catalog import CatalogService
-from tests.unit.test_catalog import CatalogDocsDouble
+from sinks.memory_store import MemoryStore
 
 ORG = "org-1"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
-
-
-class StoreDouble(CatalogDocsDouble):
-    """The catalog methods plus ``find_events`` over a list of enriched rows."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[dict] = []
-
-    def find_events(self, organization_id: str, transaction_id: str) -> list[dict]:
-        return [r for r in self.rows
-                if r["organization_id"] == organization_id
-                and r["transaction_id"] == transaction_id]
 
 
 class Clock:
@@ -50,7 +37,7 @@ class Clock:
 
 @pytest.fixture
 def setup():
-    store = StoreDouble()
+    store = MemoryStore()
     clock = Clock()
     catalog = CatalogService(store, clock=clock)  # type: ignore[arg-type]
     return LagoControlApi(catalog, store, clock=clock), store, clock  # type: ignore[arg-type]
@@ -449,7 +436,7 @@ def test_event_lookup_by_transaction_id(setup):
         "properties": '{"n": 5, "method": "GET"}', "precise_total_amount_cents": Decimal("1.50"),
         "charge_id": "ch", "charge_filter_id": "", "ingested_at_ms": 1_795_000_001_000,
     }
-    store.rows.append(row)
+    store.rows.setdefault("events", []).append(row)
     found = control.events.get(ORG, "t-1")
     assert found.status == 200
     event = found.body["event"]

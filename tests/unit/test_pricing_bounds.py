@@ -33,8 +33,8 @@ from schemas.catalog import (
 )
 from services.catalog import CatalogService
 from services.usage import UsageService
+from sinks.memory_store import MemoryStore
 from tests.unit import catalog_factory as cf
-from tests.unit.test_catalog import CatalogDocsDouble
 
 MAX_USD = "92233720368547758.07"  # (2**63 - 1) cents
 
@@ -160,7 +160,7 @@ def test_every_money_field_rate_and_unit_bound_is_checked():
 
 
 def _plan_service_errors(plan_body: dict) -> dict:
-    service = CatalogService(CatalogDocsDouble(), clock=lambda: datetime.now(UTC))  # type: ignore[arg-type]
+    service = CatalogService(MemoryStore(), clock=lambda: datetime.now(UTC))  # type: ignore[arg-type]
     service.apply("o", "billable_metric",
                   {"code": "api", "aggregation_type": "sum_agg", "field_name": "a"})
     with pytest.raises(CatalogValidationError) as err:
