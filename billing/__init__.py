@@ -5,7 +5,12 @@ No I/O: stdlib, ``decimal`` and ``zoneinfo`` only. Money is ``decimal.Decimal`` 
 
 from billing.charge_models import PRICING_FUNCTIONS, compute_amount
 from billing.currency import UnknownCurrency, amount_cents, currency_exponent, subunit
-from billing.periods import billing_period, billing_period_bounds, period_days
+from billing.periods import (
+    billing_period,
+    billing_period_bounds,
+    period_days,
+    subscription_period_bounds,
+)
 from billing.proration import min_amount_true_up_cents, prorate_min_amount
 from billing.rounding import round_units
 from billing.usage import ChargeUsage
@@ -24,6 +29,7 @@ __all__ = [
     "period_days",
     "prorate_min_amount",
     "round_units",
+    "subscription_period_bounds",
     "subunit",
     "validate_charge_properties",
 ]

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+if TYPE_CHECKING:
+    from schemas.catalog import Plan, Subscription
 
 INTERVALS = frozenset({"weekly", "monthly", "quarterly", "yearly"})
 BILLING_TIMES = frozenset({"calendar", "anniversary"})
@@ -101,6 +105,24 @@ def billing_period_bounds(
     if from_utc >= to_exclusive:
         raise ValueError("the period is outside the subscription's lifetime")
     return from_utc, to_exclusive
+
+
+def subscription_period_bounds(
+    sub: Subscription, plan: Plan, timezone: str, at: datetime, *, index: int = 0,
+    clamp: bool = True,
+) -> tuple[datetime, datetime]:
+    """:func:`billing_period_bounds` of a subscription on its plan, in its customer's
+    ``timezone``."""
+    return billing_period_bounds(
+        interval=plan.interval,
+        billing_time=sub.billing_time,
+        subscription_started_at=sub.started_at,
+        subscription_terminated_at=sub.terminated_at,
+        timezone=timezone,
+        at=at,
+        index=index,
+        clamp=clamp,
+    )
 
 
 def billing_period(

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from aggregation.rollup import BUCKET_MS, bucket_start_ms
 from aggregation.units import FeeUsage, Period, prorated_sum, units_for
 from aggregation.usage_aggregate import UsageAggregate
-from billing import billing_period_bounds, period_days
+from billing import period_days, subscription_period_bounds
 from billing.customer_usage import customer_usage
 from enrichment.catalog_index import CatalogIndex
 from schemas.bounds import instant_fits
@@ -248,25 +248,14 @@ class _Bounds:
     def of(cls, sub: Subscription, plan: Plan, timezone: str, moment: datetime,
            period_index: int) -> _Bounds:
         try:
-            period_from, period_to = billing_period_bounds(
-                interval=plan.interval,
-                billing_time=sub.billing_time,
-                subscription_started_at=sub.started_at,
-                subscription_terminated_at=sub.terminated_at,
-                timezone=timezone,
-                at=moment,
-                index=period_index,
-            )
+            period_from, period_to = subscription_period_bounds(
+                sub, plan, timezone, moment, index=period_index)
         except (ValueError, OverflowError) as exc:  # before the start, or beyond year 9999
             raise PeriodOutOfRange(str(exc)) from exc
         if not (instant_fits(_ms(period_from)) and instant_fits(_ms(period_to) - 1)):
             raise PeriodOutOfRange(f"{period_from} - {period_to}")
-        full_from, full_to = billing_period_bounds(
-            interval=plan.interval, billing_time=sub.billing_time,
-            subscription_started_at=sub.started_at, subscription_terminated_at=None,
-            timezone=timezone, at=moment, index=period_index,
-            clamp=False,
-        )
+        full_from, full_to = subscription_period_bounds(
+            sub, plan, timezone, moment, index=period_index, clamp=False)
         # Buckets are 15 minutes; the subscription id already limits rows to its lifetime, so
         # widening a clamped bound to whole buckets reads exactly this subscription's events.
         return cls(

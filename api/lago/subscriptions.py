@@ -17,7 +17,7 @@ from api.lago.common import (
     lago_input,
     paginate,
 )
-from billing import billing_period_bounds
+from billing import subscription_period_bounds
 from schemas.catalog import (
     CatalogValidationError,
     Customer,
@@ -41,14 +41,8 @@ class Subscriptions:
         if plan is None:
             return None, None
         try:
-            start, end = billing_period_bounds(
-                interval=plan.interval,
-                billing_time=sub.billing_time,
-                subscription_started_at=sub.started_at,
-                subscription_terminated_at=sub.terminated_at,
-                timezone=customer.timezone if customer else "UTC",
-                at=self.ctx.clock(),
-            )
+            start, end = subscription_period_bounds(
+                sub, plan, customer.timezone if customer else "UTC", self.ctx.clock())
         except (ValueError, KeyError):
             return None, None
         return iso(start), iso(end - timedelta(seconds=1))
