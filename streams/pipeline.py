@@ -168,10 +168,6 @@ class Pipeline:
         """The in-memory filter of stored identities (None before the first assignment)."""
         return self.preparer.seen
 
-    @property
-    def _committed_next(self) -> dict[int, int]:
-        return self.observer.committed_next
-
     # --- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         """Connect the dead-letter producer and the raw-topic consumer."""

@@ -133,7 +133,7 @@ def test_store_errors_and_retries_are_counted():
 def test_lag_per_partition_and_rebalances():
     p = pipeline()
     p._consumer = FakeConsumer({0: 160, 1: 9, 2: 7})  # type: ignore[assignment]
-    p._committed_next.update({0: 150, 2: 7})  # partition 1: assigned, not yet seeked
+    p.observer.committed_next.update({0: 150, 2: 7})  # partition 1: assigned, not yet seeked
     asyncio.run(p.refresh_progress())
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 10
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="1") is None  # unknown
@@ -178,7 +178,7 @@ def test_lag_and_stall_are_measured_without_any_commit():
     p.health.clock = lambda: now[0]
     p.health.stall_seconds = 60
     p._consumer = FakeConsumer({0: 50, 1: 0})  # type: ignore[assignment]
-    p._committed_next.update({0: 0, 1: 0})
+    p.observer.committed_next.update({0: 0, 1: 0})
     p.health.assigned([0, 1])
     asyncio.run(p.refresh_progress())
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 50
@@ -202,7 +202,7 @@ def test_the_log_end_is_the_larger_of_list_offsets_and_the_fetch_high_watermark(
 
     p = pipeline()
     p._consumer = TansuLike({0: 501, 1: 7})  # type: ignore[assignment]
-    p._committed_next.update({0: 400, 1: 7})
+    p.observer.committed_next.update({0: 400, 1: 7})
     asyncio.run(p.refresh_progress())
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 600
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="1") == 0
