@@ -25,15 +25,19 @@ _ARROW_TYPES = {
 }
 
 
-def table_for(spec: ddl.InsertSpec, columns: Mapping[str, Sequence[Any] | pa.Array]) -> pa.Table:
+def table_for(
+    spec: ddl.InsertSpec, columns: Mapping[str, Sequence[Any] | pa.Array | pa.ChunkedArray]
+) -> pa.Table:
     """The wire table of ``spec`` from plain columns, typed by its ``wire_columns``."""
     return pa.table({
         name: _wire_column(columns[name], ch_type) for name, ch_type in spec.wire_columns
     })
 
 
-def _wire_column(column: Sequence[Any] | pa.Array, ch_type: str) -> pa.Array:
+def _wire_column(column: Sequence[Any] | pa.Array | pa.ChunkedArray, ch_type: str) -> pa.Array:
     """An Arrow column of the wire type (built from a list without inferring its type)."""
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks()
     return column if isinstance(column, pa.Array) else pa.array(column, _ARROW_TYPES[ch_type])
 
 

@@ -31,6 +31,7 @@ from enrichment.catalog_index import CatalogIndex
 from enrichment.enricher import EnrichedRow, Rejection, enrich
 from schemas import bounds, exact_json
 from schemas.avro import MAGIC_BYTE, AvroDecodeError, decode_confluent, load_schemas
+from schemas.avro_fast import parse_event_avro
 from schemas.errors import InvalidField
 from schemas.event import UsageEvent, parse_event
 from schemas.event_json import parse_event_json
@@ -120,7 +121,8 @@ def decode(message: RawMessage) -> UsageEvent | DeadLetter:
     The value is JSON, or Avro in the Confluent wire format (magic byte 0 + schema id, see
     :mod:`schemas.avro`). JSON never starts with byte 0, so a value starting with it is Avro:
     one that cannot be decoded (including one shorter than the 5-byte header) is
-    ``invalid_avro``; anything else that is not JSON is ``invalid_json``. JSON numbers are
+    ``invalid_avro``; anything else that is not JSON is ``invalid_json``. The usual events
+    take fast paths (:mod:`schemas.event_json`, :mod:`schemas.avro_fast`). JSON numbers are
     exact (:mod:`schemas.exact_json`). A value over ``MAX_EVENT_BYTES`` is ``event_too_large``
     before any decoding; a number or timestamp the store cannot hold is ``value_out_of_range``;
     any other invalid field is ``invalid_event``.
@@ -131,6 +133,9 @@ def decode(message: RawMessage) -> UsageEvent | DeadLetter:
             message, EVENT_TOO_LARGE, f"{len(value)} bytes, more than the {MAX_EVENT_BYTES} allowed"
         )
     if value and value[0] == MAGIC_BYTE:
+        event = parse_event_avro(value, now_ms=message.timestamp)
+        if event is not None:  # the usual event; anything else takes the general path
+            return event
         try:
             obj = decode_confluent(value, load_schemas())
         except AvroDecodeError as exc:

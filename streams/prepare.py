@@ -1,10 +1,11 @@
 """Preparing a batch: the pure steps (decode, dedup, enrich, roll up), then its rows in the
-store's format (:func:`sinks.batch_tables.encode_batch`).
+store's format, with the columnar engine (:mod:`streams.columnar`).
 
-:class:`BatchPreparer` runs :func:`streams.batch.process_batch` against the store's dedup
-index (through the in-memory filter of stored identities) and turns the result into the
-encoded batch the :class:`~streams.committer.Committer` writes. It keeps no batch: what it
-returns, a :class:`PreparedBatch`, is all that writing and committing need.
+:class:`BatchPreparer` runs the engine against the store's dedup index (through the in-memory
+filter of stored identities) and turns the result into the encoded batch the
+:class:`~streams.committer.Committer` writes. The engine decides what
+:func:`streams.batch.process_batch` decides (``tests/unit/test_columnar.py``). It keeps no
+batch: what it returns, a :class:`PreparedBatch`, is all that writing and committing need.
 """
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from enrichment.catalog_index import CatalogIndex
-from sinks.batch_tables import EncodedBatch, encode_batch
+from sinks.batch_tables import EncodedBatch
 from sinks.store import BatchStore, LogPosition
-from streams.batch import BatchResult, DeadLetter, PartitionTally, RawMessage, process_batch
+from streams.batch import BatchResult, DeadLetter, PartitionTally, RawMessage
+from streams.columnar.engine import ColumnarEngine
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.retry import StoreRetry
 from streams.seen_filter import SeenFilter
@@ -114,6 +115,7 @@ class BatchPreparer:
         self.metrics = metrics
         self.clock = clock
         self.seen: SeenFilter | None = None
+        self.engine = ColumnarEngine(catalog)
 
     def prepare(
         self,
@@ -133,18 +135,17 @@ class BatchPreparer:
         timings: dict[str, float] = {}
         now_ms = int(self.clock() * 1000)
         with gc_paused():
-            result = process_batch(
-                messages, index=self.catalog(), log_epoch=self.log_epoch,
+            processed = self.engine.process(
+                messages, log_epoch=self.log_epoch,
                 find_seen=self._find_seen(trial), dedup_window_days=self.dedup_window_days,
                 timings=timings, also_seen=also_seen, rejected=rejected,
             )
+            result = processed.result
             if self.seen is not None and not trial:
                 self.seen.add([key for key, _ in result.stored_keys])
                 self.metrics.dedup_filter_identities.set(len(self.seen))
             bid = batch_id_for(self.log_epoch, self.topic, result)
-            started = time.perf_counter()
-            encoded = encode_batch(result, self.log_epoch, bid, now_ms)
-            timings["wire"] = time.perf_counter() - started
+            encoded = self.engine.encode(processed, self.log_epoch, bid, now_ms, timings)
             prepared = PreparedBatch(
                 batch_id=bid, tallies=result.tallies, dead_letters=result.dead_letters,
                 encoded=encoded, stored={key: m.timestamp for key, m in result.stored_keys},

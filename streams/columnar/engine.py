@@ -1,0 +1,229 @@
+"""A batch from raw messages to its wire tables, with its rows as columns.
+
+:func:`process_columnar` decides exactly what :func:`streams.batch.process_batch` decides
+(decode, dedup against the store and within the batch, enrich, with the same reason codes) and
+:func:`encode_columnar` writes the same rows as :func:`sinks.batch_tables.encode_batch`, up to
+the order of rows and the notation of decimals (``12.5`` or ``12.500000000000``: the same
+stored value). ``tests/unit/test_columnar.py`` holds the two paths to that, on random batches.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from aggregation.rollup import percentage_rows, rollup, unique_rollup
+from enrichment.catalog_index import CatalogIndex
+from schemas import exact_json
+from schemas.event import UsageEvent
+from sinks import ddl, wire
+from sinks.batch_tables import EncodedBatch
+from sinks.store import LogPosition
+from streams.batch import (
+    DAY_MS,
+    BatchResult,
+    RawMessage,
+    _inside_batch,
+    _stored_within,
+    decode_messages,
+)
+from streams.columnar.enrich import ColumnarEnricher, FastRows, dedup_and_enrich_columns
+from streams.columnar.rollup import fast_rollups
+from streams.columnar.templates import TemplateTable
+
+_SOURCE_FIELDS = operator.attrgetter("topic", "partition", "offset")
+
+
+@dataclass(slots=True)
+class ColumnarBatch:
+    """A processed batch: the per-event result (tallies, dead letters, dedup keys, the rows
+    of slow routes) and the fast rows as columns over ``events`` (the decoded events)."""
+
+    result: BatchResult
+    fast: FastRows
+    events: list[tuple[RawMessage, UsageEvent, bytes]]
+    templates: TemplateTable  # what the fast rows' template ids refer to
+
+
+class FastRowTable(NamedTuple):
+    """The roll-up input of the fast rows (see :func:`streams.columnar.rollup.fast_rollups`)."""
+
+    rows: pa.Table
+    amounts: Sequence[Decimal | None]
+
+
+class ColumnarEngine:
+    """Processes batches against the current catalog (a new index: new templates)."""
+
+    def __init__(self, catalog: Callable[[], CatalogIndex]):
+        self.catalog = catalog
+        self._enricher: ColumnarEnricher | None = None
+
+    @property
+    def enricher(self) -> ColumnarEnricher:
+        """The enricher of the current catalog index."""
+        index = self.catalog()
+        enricher = self._enricher
+        if enricher is None or enricher.index is not index:
+            enricher = self._enricher = ColumnarEnricher(index)
+        enricher.table.clear_if_full()
+        return enricher
+
+    def process(
+        self,
+        messages: Sequence[RawMessage],
+        *,
+        log_epoch: str,
+        find_seen: Callable[[list[bytes], int], dict[bytes, list[LogPosition]]],
+        dedup_window_days: int,
+        timings: dict[str, float] | None = None,
+        also_seen: Mapping[bytes, int] | None = None,
+        rejected: Mapping[tuple[int, int], tuple[str, str]] | None = None,
+    ) -> ColumnarBatch:
+        """Decode, dedup and enrich ``messages`` (in partition-offset order); the arguments
+        are those of :func:`streams.batch.process_batch`."""
+        enricher = self.enricher
+        started = time.perf_counter()
+        result = BatchResult()
+        decoded = decode_messages(messages, result, rejected)
+        parsed_at = time.perf_counter()
+        since = (decoded.earliest_ms or 0) - dedup_window_days * DAY_MS
+        identities = list({ident for _, _, ident in decoded.events})
+        seen = find_seen(identities, since) if identities else {}
+        stored_here = _stored_within(also_seen, since)
+        deduped_at = time.perf_counter()
+        inside = _inside_batch(result.tallies, log_epoch, decoded.topics)
+        fast = FastRows()
+        dedup_and_enrich_columns(
+            decoded.events, seen, stored_here, inside, enricher, result, fast
+        )
+        if timings is not None:
+            timings["parse"] = parsed_at - started
+            timings["dedup"] = deduped_at - parsed_at
+            timings["enrich"] = time.perf_counter() - deduped_at
+        return ColumnarBatch(result, fast, decoded.events, enricher.table)
+
+    def encode(
+        self, batch: ColumnarBatch, log_epoch: str, batch_id: str, now_ms: int,
+        timings: dict[str, float] | None = None,
+    ) -> EncodedBatch:
+        """The batch's wire tables (``now_ms``: when it was prepared). ``timings``, when
+        given, receives the seconds of the ``rollup`` and of the rest (``wire``)."""
+        started = time.perf_counter()
+        result = batch.result
+        slow = result.rows
+        offsets = [m.offset for m in result.sources]
+        fast_events, fast_rows = self._fast_tables(batch, now_ms, batch_id)
+        rolling = time.perf_counter()
+        templates = batch.templates.columns()
+        rollups = _concat(
+            fast_rollups(fast_rows.rows, templates, fast_rows.amounts, batch_id),
+            wire.rollups_table(rollup(slow, offsets), batch_id),
+        )
+        unique = wire.unique_rollups_table(unique_rollup(slow, offsets), batch_id)
+        values = wire.event_values_table(percentage_rows(slow, offsets), batch_id)
+        rolled = time.perf_counter()
+        encoded = EncodedBatch({
+            "keys": wire.dedup_keys_table(result.stored_keys, log_epoch),
+            "events": _concat(
+                fast_events, wire.events_table(slow, result.sources, now_ms, batch_id)
+            ),
+            "rollups": rollups,
+            "unique": unique,
+            "values": values,
+            "dead": wire.dead_letters_table(result.dead_letters, now_ms, batch_id),
+        })
+        if timings is not None:
+            timings["rollup"] = rolled - rolling
+            timings["wire"] = time.perf_counter() - started - timings["rollup"]
+        return encoded
+
+    def _fast_tables(
+        self, batch: ColumnarBatch, now_ms: int, batch_id: str
+    ) -> tuple[pa.Table, FastRowTable]:
+        """The ``events`` wire table of the fast rows, and their roll-up input."""
+        fast = batch.fast
+        templates = batch.templates.columns()
+        # The stored events, once each, and each row's index among them.
+        stored, row_event = np.unique(
+            np.asarray(fast.events, dtype=np.int64), return_inverse=True
+        )
+        picked = [batch.events[i] for i in stored.tolist()]
+        _, txs, timestamps, props, amounts = _event_columns(picked)
+        topics, partitions, offsets = _columns(map(_SOURCE_FIELDS, [p[0] for p in picked]), 3)
+        row_event_array = pa.array(row_event.astype(np.int32))
+        template_ids = pa.array(fast.templates, pa.int32())
+        timestamp_array = pa.array(timestamps, pa.int64())
+        offset_array = pa.array(offsets, pa.int64())
+        row_timestamps = pc.take(timestamp_array, row_event_array)
+        row_offsets = pc.take(offset_array, row_event_array)
+        size = len(fast.templates)
+
+        def per_template(name: str) -> pa.Array:
+            return pc.take(templates[name], template_ids)
+
+        def per_event(values: Sequence[object], arrow_type: pa.DataType) -> pa.Array:
+            return pc.take(pa.array(values, arrow_type), row_event_array)
+
+        events = wire.table_for(ddl.EVENTS_INSERT, {
+            "organization_id": per_template("organization_id"),
+            "external_subscription_id": per_template("external_subscription_id"),
+            "subscription_id": per_template("subscription_id"),
+            "plan_id": per_template("plan_id"),
+            "customer_id": per_template("customer_id"),
+            "code": per_template("code"),
+            "aggregation_type": per_template("aggregation_type"),
+            "transaction_id": per_event(txs, pa.string()),
+            "timestamp_ms": row_timestamps,
+            "value": fast.values,
+            "decimal_value": fast.decimals,
+            "charge_id": per_template("charge_id"),
+            "charge_filter_id": per_template("charge_filter_id"),
+            "grouped_by_json": per_template("grouped_by_json"),
+            "precise_total_amount_cents": per_event(
+                [None if a is None else str(a) for a in amounts], pa.string()
+            ),
+            "properties": per_event(exact_json.texts(props), pa.string()),
+            "ingested_at_ms": [now_ms] * size,
+            "source_topic": per_event(topics, pa.string()),
+            "source_partition": per_event(partitions, pa.uint32()),
+            "source_offset": pc.cast(row_offsets, pa.uint64()),
+            "batch_id": [batch_id] * size,
+        })
+        rows = pa.table({
+            "template": template_ids,
+            "timestamp_ms": row_timestamps,
+            "offset": row_offsets,
+            "value": pa.array(fast.decimals, pa.string()),
+            "event": row_event_array,
+        })
+        return events, FastRowTable(rows, amounts)
+
+
+def _event_columns(picked: list[tuple[RawMessage, UsageEvent, bytes]]) -> list[tuple[Any, ...]]:
+    """Columns of the UsageEvents (named tuples) of ``picked``, without org/sub/code."""
+    columns = _columns((p[1] for p in picked), 7)
+    return [columns[2], columns[3], columns[4], columns[5], columns[6]]
+
+
+def _columns(records: Iterable[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
+    """Transpose rows of ``width`` values into columns (empty columns for no rows)."""
+    columns = list(zip(*records, strict=True))
+    return columns or [()] * width
+
+
+def _concat(first: pa.Table, second: pa.Table) -> pa.Table:
+    """Two wire tables of one part as one (the second is usually empty)."""
+    if not second.num_rows:
+        return first
+    if not first.num_rows:
+        return second
+    return pa.concat_tables([first, second.cast(first.schema)])
