@@ -199,6 +199,11 @@ class BenchPipeline(Pipeline):
                 value = None
             if value is not None:
                 out[step] = round(value, 4)
+            with contextlib.suppress(Exception):  # the preparing thread's CPU per pure step
+                cpu = self.metrics.registry.get_sample_value(
+                    "meterline_step_cpu_seconds_total", {"step": step})
+                if cpu is not None:
+                    out[f"cpu_{step}"] = round(cpu, 4)
         with contextlib.suppress(Exception):  # timed full collections (streams.gc_policy)
             value = self.metrics.registry.get_sample_value("meterline_gc_seconds_sum")
             if value is not None:

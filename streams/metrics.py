@@ -54,6 +54,13 @@ class Metrics:
             "commit (Kafka offsets).",
             ["step"], buckets=SECONDS_BUCKETS, registry=r,
         )
+        self.step_cpu_seconds = Counter(
+            "meterline_step_cpu_seconds",
+            "CPU seconds of the preparing thread per pure step (parse, dedup, enrich, rollup, "
+            "wire); less than meterline_step_seconds when the thread waits for the GIL or a "
+            "core.",
+            ["step"], registry=r,
+        )
         self.gc_seconds = Histogram(
             "meterline_gc_seconds",
             "Duration of each timed full garbage collection (automatic collection is off in "

@@ -24,6 +24,7 @@ from streams.columnar.engine import ColumnarEngine
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.retry import StoreRetry
 from streams.seen_filter import SeenFilter
+from streams.stopwatch import Stopwatch
 
 Rejected = Mapping[tuple[int, int], tuple[str, str]]  # (partition, offset) → (code, message)
 
@@ -45,6 +46,7 @@ class PreparedBatch:
     newest_event_ms: dict[int, int]  # per partition: the latest event time stored
     prepared_at_ms: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per pure step
+    cpu: dict[str, float] = field(default_factory=dict)  # the preparing thread's CPU seconds
     # (partition, offset) → (reason code, message): messages whose rows the store refused
     rejected: dict[tuple[int, int], tuple[str, str]] = field(default_factory=dict)
 
@@ -132,30 +134,32 @@ class BatchPreparer:
         rows the store refused (see ``streams.committer``); they become dead letters.
         ``trial``: a run of the quarantine search, which leaves the filter and metrics alone.
         """
-        timings: dict[str, float] = {}
+        watch = Stopwatch()
         now_ms = int(self.clock() * 1000)
         with gc_paused():
             processed = self.engine.process(
                 messages, log_epoch=self.log_epoch,
                 find_seen=self._find_seen(trial), dedup_window_days=self.dedup_window_days,
-                timings=timings, also_seen=also_seen, rejected=rejected,
+                watch=watch, also_seen=also_seen, rejected=rejected,
             )
             result = processed.result
             if self.seen is not None and not trial:
                 self.seen.add([key for key, _ in result.stored_keys])
                 self.metrics.dedup_filter_identities.set(len(self.seen))
             bid = batch_id_for(self.log_epoch, self.topic, result)
-            encoded = self.engine.encode(processed, self.log_epoch, bid, now_ms, timings)
+            encoded = self.engine.encode(processed, self.log_epoch, bid, now_ms, watch)
             prepared = PreparedBatch(
                 batch_id=bid, tallies=result.tallies, dead_letters=result.dead_letters,
                 encoded=encoded, stored={key: m.timestamp for key, m in result.stored_keys},
                 freshness_sample_ms=freshness_sample(messages, result.tallies),
                 newest_event_ms=encoded.newest_event_ms(), prepared_at_ms=now_ms,
-                timings=timings, rejected=dict(rejected or {}),
+                timings=watch.wall, cpu=watch.cpu, rejected=dict(rejected or {}),
             )
         if not trial:
-            for step, seconds in timings.items():
+            for step, seconds in watch.wall.items():
                 self.metrics.step_seconds.labels(step).observe(seconds)
+            for step, seconds in watch.cpu.items():
+                self.metrics.step_cpu_seconds.labels(step).inc(seconds)
         return prepared
 
     def _find_seen(

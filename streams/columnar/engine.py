@@ -10,7 +10,6 @@ stored value). ``tests/unit/test_columnar.py`` holds the two paths to that, on r
 from __future__ import annotations
 
 import operator
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +37,7 @@ from streams.batch import (
 from streams.columnar.enrich import ColumnarEnricher, FastRows, dedup_and_enrich_columns
 from streams.columnar.rollup import fast_rollups
 from streams.columnar.templates import TemplateTable
+from streams.stopwatch import Stopwatch
 
 _SOURCE_FIELDS = operator.attrgetter("topic", "partition", "offset")
 
@@ -84,45 +84,43 @@ class ColumnarEngine:
         log_epoch: str,
         find_seen: Callable[[list[bytes], int], dict[bytes, list[LogPosition]]],
         dedup_window_days: int,
-        timings: dict[str, float] | None = None,
+        watch: Stopwatch | None = None,
         also_seen: Mapping[bytes, int] | None = None,
         rejected: Mapping[tuple[int, int], tuple[str, str]] | None = None,
     ) -> ColumnarBatch:
         """Decode, dedup and enrich ``messages`` (in partition-offset order); the arguments
-        are those of :func:`streams.batch.process_batch`."""
+        are those of :func:`streams.batch.process_batch`. ``watch``, when given, gets the
+        laps ``parse``, ``dedup`` (the store's dedup index) and ``enrich``."""
+        watch = watch or Stopwatch()
         enricher = self.enricher
-        started = time.perf_counter()
         result = BatchResult()
         decoded = decode_messages(messages, result, rejected)
-        parsed_at = time.perf_counter()
+        watch.lap("parse")
         since = (decoded.earliest_ms or 0) - dedup_window_days * DAY_MS
         identities = list({ident for _, _, ident in decoded.events})
         seen = find_seen(identities, since) if identities else {}
         stored_here = _stored_within(also_seen, since)
-        deduped_at = time.perf_counter()
+        watch.lap("dedup")
         inside = _inside_batch(result.tallies, log_epoch, decoded.topics)
         fast = FastRows()
         dedup_and_enrich_columns(
             decoded.events, seen, stored_here, inside, enricher, result, fast
         )
-        if timings is not None:
-            timings["parse"] = parsed_at - started
-            timings["dedup"] = deduped_at - parsed_at
-            timings["enrich"] = time.perf_counter() - deduped_at
+        watch.lap("enrich")
         return ColumnarBatch(result, fast, decoded.events, enricher.table)
 
     def encode(
         self, batch: ColumnarBatch, log_epoch: str, batch_id: str, now_ms: int,
-        timings: dict[str, float] | None = None,
+        watch: Stopwatch | None = None,
     ) -> EncodedBatch:
-        """The batch's wire tables (``now_ms``: when it was prepared). ``timings``, when
-        given, receives the seconds of the ``rollup`` and of the rest (``wire``)."""
-        started = time.perf_counter()
+        """The batch's wire tables (``now_ms``: when it was prepared). ``watch``, when given,
+        gets the laps ``wire`` (the tables) and ``rollup``."""
+        watch = watch or Stopwatch()
         result = batch.result
         slow = result.rows
         offsets = [m.offset for m in result.sources]
         fast_events, fast_rows = self._fast_tables(batch, now_ms, batch_id)
-        rolling = time.perf_counter()
+        watch.lap("wire")
         templates = batch.templates.columns()
         rollups = _concat(
             fast_rollups(fast_rows.rows, templates, fast_rows.amounts, batch_id),
@@ -130,7 +128,7 @@ class ColumnarEngine:
         )
         unique = wire.unique_rollups_table(unique_rollup(slow, offsets), batch_id)
         values = wire.event_values_table(percentage_rows(slow, offsets), batch_id)
-        rolled = time.perf_counter()
+        watch.lap("rollup")
         encoded = EncodedBatch({
             "keys": wire.dedup_keys_table(result.stored_keys, log_epoch),
             "events": _concat(
@@ -141,9 +139,7 @@ class ColumnarEngine:
             "values": values,
             "dead": wire.dead_letters_table(result.dead_letters, now_ms, batch_id),
         })
-        if timings is not None:
-            timings["rollup"] = rolled - rolling
-            timings["wire"] = time.perf_counter() - started - timings["rollup"]
+        watch.lap("wire")
         return encoded
 
     def _fast_tables(

@@ -63,6 +63,8 @@ def test_bench_runs_end_to_end_at_toy_sizes(tmp_path):
         assert set(result["inserts"][table]) >= {"inserts", "rows", "inserts_per_s",
                                                  "rows_per_insert"}
     assert isinstance(result["ratio"], int | float) and result["ratio"] > 0
+    steps = result["meterline"]["step_seconds"]  # CPU per pure step, for the table's rows
+    assert all(steps.get(f"cpu_{step}", 0) > 0 for step in ("parse", "enrich", "wire")), steps
     assert result["meterline"]["events_per_s"] > 0 and result["baseline"]["events_per_s"] > 0
     assert result["meterline"]["exact"] is True, result["meterline"]["store_totals"]
     assert result["freshness"]["samples"] == result["freshness"]["sent"]
