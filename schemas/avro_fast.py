@@ -62,22 +62,39 @@ def _long(buf: bytes, pos: int) -> tuple[int, int]:
 
 def _string(buf: bytes, pos: int) -> tuple[str, int]:
     """A length-prefixed UTF-8 string at ``pos``: (text, next position)."""
-    size, pos = _long(buf, pos)
+    size = buf[pos]
+    if size < 0x80:  # a length below 64: one byte (the usual case, inlined)
+        size = (size >> 1) ^ -(size & 1)
+        pos += 1
+    else:
+        size, pos = _long(buf, pos)
     end = pos + size
     if size < 0 or end > len(buf):
         raise _Unusual
     return buf[pos:end].decode(), end
 
 
-def _identifier(buf: bytes, pos: int, limit: int = MAX_ID_LENGTH) -> tuple[str, int]:
-    text, pos = _string(buf, pos)
-    if not text or len(text) > limit or text.isspace():
-        raise _Unusual
-    return text, pos
+def _identifiers(buf: bytes) -> tuple[list[str], int]:
+    """transaction_id, external_subscription_id, code and organization_id (its union's
+    string branch), each non-blank within its length; and the position after them."""
+    texts = []
+    pos = HEADER_SIZE
+    for field in range(4):
+        if field == 3:
+            if buf[pos] != 2:  # organization_id: ["null", "string"], the string branch
+                raise _Unusual
+            pos += 1
+        text, pos = _string(buf, pos)
+        if not text or len(text) > (MAX_TRANSACTION_ID_LENGTH if field == 0 else MAX_ID_LENGTH) \
+                or text.isspace():
+            raise _Unusual
+        texts.append(text)
+    return texts, pos
 
 
 def _properties(buf: bytes, pos: int) -> tuple[dict[str, object], int]:
     props: dict[str, object] = {}
+    string = _string
     while True:
         count, pos = _long(buf, pos)
         if count == 0:
@@ -86,34 +103,24 @@ def _properties(buf: bytes, pos: int) -> tuple[dict[str, object], int]:
             count = -count
             _, pos = _long(buf, pos)
         for _ in range(count):
-            key, pos = _string(buf, pos)
+            key, pos = string(buf, pos)
             branch = buf[pos]
-            pos += 1
-            value: object
             if branch == 8:  # string (zig-zag 4)
-                value, pos = _string(buf, pos)
+                props[key], pos = string(buf, pos + 1)
             elif branch == 0:  # null
-                value = None
+                props[key] = None
+                pos += 1
             elif branch == 4:  # long (zig-zag 2)
-                value, pos = _long(buf, pos)
-            elif branch == 2:  # boolean (zig-zag 1)
-                flag = buf[pos]
-                if flag > 1:
-                    raise _Unusual
-                value, pos = flag == 1, pos + 1
-            else:  # double, or not a branch of the schema
+                props[key], pos = _long(buf, pos + 1)
+            elif branch == 2 and buf[pos + 1] <= 1:  # boolean (zig-zag 1): byte 0 or 1
+                props[key] = buf[pos + 1] == 1
+                pos += 2
+            else:  # double, another boolean byte, or not a branch of the schema
                 raise _Unusual
-            props[key] = value
 
 
 def _read(buf: bytes, now_ms: int) -> UsageEvent:
-    pos = HEADER_SIZE
-    transaction_id, pos = _identifier(buf, pos, MAX_TRANSACTION_ID_LENGTH)
-    subscription, pos = _identifier(buf, pos)
-    code, pos = _identifier(buf, pos)
-    if buf[pos] != 2:  # organization_id: ["null", "string"], the string branch
-        raise _Unusual
-    organization_id, pos = _identifier(buf, pos + 1)
+    (transaction_id, subscription, code, organization_id), pos = _identifiers(buf)
     branch = buf[pos]
     pos += 1
     timestamp: object
