@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -39,7 +38,7 @@ from streams.columnar.rollup import fast_rollups
 from streams.columnar.templates import TemplateTable
 from streams.stopwatch import Stopwatch
 
-_SOURCE_FIELDS = operator.attrgetter("topic", "partition", "offset")
+_SOURCE_FIELDS = operator.attrgetter("topic", "partition", "offset", "timestamp")
 
 
 @dataclass(slots=True)
@@ -119,7 +118,8 @@ class ColumnarEngine:
         result = batch.result
         slow = result.rows
         offsets = [m.offset for m in result.sources]
-        fast_events, fast_rows = self._fast_tables(batch, now_ms, batch_id)
+        stored = StoredColumns.of(result.stored_keys)
+        fast_events, fast_rows = self._fast_tables(batch, stored, now_ms, batch_id)
         watch.lap("wire")
         templates = batch.templates.columns()
         rollups = _concat(
@@ -130,7 +130,7 @@ class ColumnarEngine:
         values = wire.event_values_table(percentage_rows(slow, offsets), batch_id)
         watch.lap("rollup")
         encoded = EncodedBatch({
-            "keys": wire.dedup_keys_table(result.stored_keys, log_epoch),
+            "keys": stored.dedup_keys(result.stored_keys, log_epoch),
             "events": _concat(
                 fast_events, wire.events_table(slow, result.sources, now_ms, batch_id)
             ),
@@ -143,31 +143,25 @@ class ColumnarEngine:
         return encoded
 
     def _fast_tables(
-        self, batch: ColumnarBatch, now_ms: int, batch_id: str
+        self, batch: ColumnarBatch, stored: StoredColumns, now_ms: int, batch_id: str
     ) -> tuple[pa.Table, FastRowTable]:
         """The ``events`` wire table of the fast rows, and their roll-up input."""
         fast = batch.fast
         templates = batch.templates.columns()
-        # The stored events, once each, and each row's index among them.
-        stored, row_event = np.unique(
-            np.asarray(fast.events, dtype=np.int64), return_inverse=True
-        )
-        picked = [batch.events[i] for i in stored.tolist()]
-        _, txs, timestamps, props, amounts = _event_columns(picked)
-        topics, partitions, offsets = _columns(map(_SOURCE_FIELDS, [p[0] for p in picked]), 3)
-        row_event_array = pa.array(row_event.astype(np.int32))
+        row_event = pa.array(fast.events, pa.int32())  # each row's index among stored events
         template_ids = pa.array(fast.templates, pa.int32())
-        timestamp_array = pa.array(timestamps, pa.int64())
-        offset_array = pa.array(offsets, pa.int64())
-        row_timestamps = pc.take(timestamp_array, row_event_array)
-        row_offsets = pc.take(offset_array, row_event_array)
+        _, _, _, txs, timestamps, props, amounts = _columns(fast.stored, 7)
+        row_timestamps = pc.take(pa.array(timestamps, pa.int64()), row_event)  # event times
+        row_offsets = pc.take(stored.offsets, row_event)
         size = len(fast.templates)
 
         def per_template(name: str) -> pa.Array:
             return pc.take(templates[name], template_ids)
 
-        def per_event(values: Sequence[object], arrow_type: pa.DataType) -> pa.Array:
-            return pc.take(pa.array(values, arrow_type), row_event_array)
+        def per_event(values: Sequence[object] | pa.Array, arrow_type: pa.DataType) -> pa.Array:
+            if not isinstance(values, pa.Array):
+                values = pa.array(values, arrow_type)
+            return pc.take(values, row_event)
 
         events = wire.table_for(ddl.EVENTS_INSERT, {
             "organization_id": per_template("organization_id"),
@@ -189,8 +183,8 @@ class ColumnarEngine:
             ),
             "properties": per_event(exact_json.texts(props), pa.string()),
             "ingested_at_ms": [now_ms] * size,
-            "source_topic": per_event(topics, pa.string()),
-            "source_partition": per_event(partitions, pa.uint32()),
+            "source_topic": per_event(stored.topics, pa.string()),
+            "source_partition": per_event(stored.partitions, pa.uint32()),
             "source_offset": pc.cast(row_offsets, pa.uint64()),
             "batch_id": [batch_id] * size,
         })
@@ -199,15 +193,38 @@ class ColumnarEngine:
             "timestamp_ms": row_timestamps,
             "offset": row_offsets,
             "value": pa.array(fast.decimals, pa.string()),
-            "event": row_event_array,
+            "event": row_event,
         })
         return events, FastRowTable(rows, amounts)
 
 
-def _event_columns(picked: list[tuple[RawMessage, UsageEvent, bytes]]) -> list[tuple[Any, ...]]:
-    """Columns of the UsageEvents (named tuples) of ``picked``, without org/sub/code."""
-    columns = _columns((p[1] for p in picked), 7)
-    return [columns[2], columns[3], columns[4], columns[5], columns[6]]
+class StoredColumns(NamedTuple):
+    """Where each stored event of a batch came from (its message), as Arrow columns: shared by
+    the dedup keys and the events tables."""
+
+    topics: pa.Array
+    partitions: pa.Array
+    offsets: pa.Array  # int64
+    seen_at: pa.Array  # the message's Kafka timestamp, ms (the dedup key's seen-at)
+
+    @classmethod
+    def of(cls, stored_keys: Sequence[tuple[bytes, RawMessage]]) -> StoredColumns:
+        topics, partitions, offsets, seen_at = _columns(
+            map(_SOURCE_FIELDS, [m for _, m in stored_keys]), 4)
+        return cls(pa.array(topics, pa.string()), pa.array(partitions, pa.uint32()),
+                   pa.array(offsets, pa.int64()), pa.array(seen_at, pa.int64()))
+
+    def dedup_keys(self, stored_keys: Sequence[tuple[bytes, RawMessage]], log_epoch: str,
+                   ) -> pa.Table:
+        """Wire table for ``dedup_keys``: identity and first-seen position of stored events."""
+        return wire.table_for(ddl.DEDUP_KEYS_INSERT, {
+            "identity": wire.identity_array([key for key, _ in stored_keys]),
+            "log_epoch": [log_epoch] * len(stored_keys),
+            "source_topic": self.topics,
+            "source_partition": self.partitions,
+            "source_offset": pc.cast(self.offsets, pa.uint64()),
+            "seen_at_ms": self.seen_at,
+        })
 
 
 def _columns(records: Iterable[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:

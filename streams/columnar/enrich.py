@@ -67,7 +67,8 @@ class FastRows:
     """Rows of fast routes, as columns (one entry per row)."""
 
     templates: list[int] = field(default_factory=list)
-    events: list[int] = field(default_factory=list)  # position in the batch's decoded events
+    events: list[int] = field(default_factory=list)  # its event's index among stored events
+    stored: list[UsageEvent] = field(default_factory=list)  # every stored event, in log order
     values: list[str] = field(default_factory=list)  # canonical text of the metric's value
     decimals: list[str | None] = field(default_factory=list)  # the stored decimal's text
 
@@ -207,7 +208,8 @@ def dedup_and_enrich_columns(
     tallies, rows, sources = result.tallies, result.rows, result.sources
     templates, positions_of, values, decimals = fast.templates, fast.events, fast.values, \
         fast.decimals
-    for position, (message, event, ident) in enumerate(events):
+    stored_keys, stored_events = result.stored_keys, fast.stored
+    for message, event, ident in events:
         tally = tallies[message.partition]
         positions = seen.get(ident) if seen else None
         if ident in stored_here or (
@@ -220,6 +222,7 @@ def dedup_and_enrich_columns(
         except Exception as exc:  # a poison message: reject it, never block the partition
             outcome = Rejection(PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
         if type(outcome) is tuple:
+            position = len(stored_keys)  # this event's index among the stored ones
             ids, text, decimal_text = outcome
             count = len(ids)
             templates.extend(ids)
@@ -243,4 +246,5 @@ def dedup_and_enrich_columns(
         stored_here.add(ident)
         tally.stored += 1
         tally.enriched_rows += count
-        result.stored_keys.append((ident, message))
+        stored_keys.append((ident, message))
+        stored_events.append(event)
