@@ -40,7 +40,7 @@ _COUNT = AggregationType.COUNT
 _UNIQUE_COUNT = AggregationType.UNIQUE_COUNT
 _MEMO_LIMIT = 100_000  # memoized property combinations per route
 _PLAN_LIMIT = 200_000  # route plans kept before the cache starts afresh
-_VALUE_LIMIT = 200_000  # memoized string values per (aggregation, field)
+_VALUE_LIMIT = 16_384  # memoized string values per (aggregation, field): a few MB
 
 
 @dataclass(slots=True)
