@@ -1,10 +1,12 @@
 """A processed batch in the store's wire format: the one place that knows its tables.
 
-The pipeline hands :func:`encode_batch` the result of ``streams.batch.process_batch`` (any
-object with its fields: stored keys, rows and their messages, roll-up states, percentage
-values, dead letters) and gets an :class:`EncodedBatch`, opaque to it: the store writes its
-parts (:data:`BATCH_PARTS`, in commit order) with ``write_part`` and checks them with
-``check_part``.
+A batch is an :class:`EncodedBatch`, opaque to the pipeline: the store writes its parts
+(:data:`BATCH_PARTS`, in commit order) with ``write_part`` and checks them with
+``check_part``. The pipeline's columnar engine (``streams.columnar``) builds it from columns;
+:func:`encode_batch` builds it from the result of the per-event reference,
+``streams.batch.process_batch`` (any object with its fields: stored keys, rows and their
+messages, roll-up states, percentage values, dead letters), which the engine is tested
+against.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """A batch from raw messages to its wire tables, with its rows as columns.
 
-:func:`process_columnar` decides exactly what :func:`streams.batch.process_batch` decides
-(decode, dedup against the store and within the batch, enrich, with the same reason codes) and
-:func:`encode_columnar` writes the same rows as :func:`sinks.batch_tables.encode_batch`, up to
+:meth:`ColumnarEngine.process` decides exactly what :func:`streams.batch.process_batch`
+decides (decode, dedup against the store and within the batch, enrich, with the same reason
+codes) and :meth:`ColumnarEngine.encode` writes the same rows as
+:func:`sinks.batch_tables.encode_batch`, up to
 the order of rows and the notation of decimals (``12.5`` or ``12.500000000000``: the same
 stored value). ``tests/unit/test_columnar.py`` holds the two paths to that, on random batches.
 """

@@ -37,7 +37,9 @@ def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> 
 def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack_factory, kafka_bootstrap):
     rng = random.Random(int(os.environ.get("METERLINE_CRASH_SEED", "11")))
     workload = make_workload(EVENTS, subscriptions=SUBSCRIPTIONS)
-    env = {"METERLINE_BATCH_MAX_EVENTS": "10000", "METERLINE_BATCH_MAX_SECONDS": "0.3",
+    # Batches of 2,000: each cycle's 10,000 messages are five batches, so most of a cycle is
+    # spent between some batch's first and last write, where a kill tests the replay.
+    env = {"METERLINE_BATCH_MAX_EVENTS": "2000", "METERLINE_BATCH_MAX_SECONDS": "0.3",
            "METERLINE_RECONCILE_INTERVAL_SECONDS": "1"}
     stack = stack_factory(**env).start()
     stack.client.post("/api/v1/meterline/catalog", {"catalog": catalog(SUBSCRIPTIONS)})
@@ -79,4 +81,5 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(stack_factory, kafk
     assert len(gauges) == 4 and all(line.endswith(" 0.0") for line in gauges), gauges
     if KILLS >= 10:  # with this many kills, some land between a batch's first and last write
         logs = "".join(p.read_text(errors="replace") for p in stack.data_dir.glob("stack-*.log"))
+        print(f"replayed batches: {logs.count('replaying unfinished batch')}")
         assert "replaying unfinished batch" in logs
