@@ -69,12 +69,12 @@ class ColumnarEngine:
 
     @property
     def enricher(self) -> ColumnarEnricher:
-        """The enricher of the current catalog index."""
+        """The enricher of the current catalog index; a new one (new templates, plans and
+        memos, which hold template ids) for a new index or when its template table is full."""
         index = self.catalog()
         enricher = self._enricher
-        if enricher is None or enricher.index is not index:
+        if enricher is None or enricher.index is not index or enricher.table.full:
             enricher = self._enricher = ColumnarEnricher(index)
-        enricher.table.clear_if_full()
         return enricher
 
     def process(

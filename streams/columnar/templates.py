@@ -16,7 +16,8 @@ import pyarrow as pa
 from schemas.kinds import AggregationType, ChargeModel
 from sinks.wire import grouped_by_json
 
-#: Templates kept before the table starts afresh (between batches only: rows hold ids).
+#: Templates kept before the engine starts a new table (between batches only: rows and the
+#: enricher's memos hold ids).
 TEMPLATE_LIMIT = 1_000_000
 
 
@@ -64,12 +65,10 @@ class TemplateTable:
             self.templates.append(template)
         return found
 
-    def clear_if_full(self) -> None:
-        """Start afresh past :data:`TEMPLATE_LIMIT` (call only between batches)."""
-        if len(self.templates) > TEMPLATE_LIMIT:
-            self.templates.clear()
-            self._ids.clear()
-            self._arrays_size = -1
+    @property
+    def full(self) -> bool:
+        """Past :data:`TEMPLATE_LIMIT`: time for a new table (and new memos of its ids)."""
+        return len(self.templates) > TEMPLATE_LIMIT
 
     def columns(self) -> dict[str, pa.Array]:
         """Each template field as an array indexed by template id, plus ``grouped_by_json``

@@ -231,3 +231,59 @@ def test_the_engine_takes_the_fast_path_for_the_usual_kinds() -> None:
     assert len(got.fast.templates) == 2 and not got.result.rows  # c_gb and c_gb2
     tables = engine.encode(got, EPOCH, "b", 1).tables
     assert tables["rollups"].num_rows == 2 and tables["events"].num_rows == 2
+
+
+def _usual(tx: str, code: str = "gb", sub: str = "a", value: str = "2") -> RawRecord:
+    body = {"transaction_id": tx, "external_subscription_id": sub, "code": code,
+            "organization_id": ORG, "timestamp": START_S + 60, "properties": {"v": value}}
+    return RawRecord(TOPIC, 0, int(tx[1:]), START_MS, orjson.dumps(body))
+
+
+def _rows(engine: ColumnarEngine, messages: list[RawRecord]) -> list[dict[str, Any]]:
+    got = engine.process(messages, log_epoch=EPOCH, find_seen=lambda k, s: {},
+                         dedup_window_days=30)
+    rows: list[dict[str, Any]] = engine.encode(got, EPOCH, "b", 1).tables["events"].to_pylist()
+    return rows
+
+
+def test_a_new_catalog_index_is_used_from_the_next_batch() -> None:
+    """Templates belong to one catalog index: a swapped index (a catalog change) gets new ones,
+    so a batch is never enriched with the answers of the catalog before."""
+    other = build_index()
+    one_plan = parse_plan({"lago_id": "plan_new", "code": "one", "interval": "monthly",
+                           "amount_currency": "EUR", "charges": [_charge("c_new", "gb")]}, ORG)
+    changed = CatalogIndex(Catalog(
+        metrics=tuple(INDEX.metrics.values()), plans=(one_plan,),
+        customers=(parse_customer({"lago_id": "c_1", "external_id": CUSTOMER}, ORG),),
+        subscriptions=(subscription("s_a", external_id="a", plan_code="one",
+                                    started_at=_iso(START_S)),)))
+    current = [other]
+    engine = ColumnarEngine(lambda: current[0])
+    assert sorted(r["charge_id"] for r in _rows(engine, [_usual("t1")])) == ["c_gb", "c_gb2"]
+    current[0] = changed
+    assert [r["charge_id"] for r in _rows(engine, [_usual("t2")])] == ["c_new"]
+    assert [r["plan_id"] for r in _rows(engine, [_usual("t3")])] == ["plan_new"]
+
+
+def test_the_template_table_starts_afresh_between_batches_when_full(monkeypatch: Any) -> None:
+    """Past its limit the template table is cleared before a batch, never within one: every
+    batch still writes what the per-event path writes."""
+    import streams.columnar.templates as templates
+
+    monkeypatch.setattr(templates, "TEMPLATE_LIMIT", 1)
+    engine = ColumnarEngine(lambda: INDEX)
+    batches = [[_usual(f"t{i}", value=str(i)), _usual(f"t{i + 1}", code="calls")]
+               for i in range(1, 8, 2)]
+    tables: list[Any] = []
+    for messages in batches:
+        expected = encode_batch(process_batch(
+            messages, index=INDEX, log_epoch=EPOCH, find_seen=lambda k, s: {},
+            dedup_window_days=30), EPOCH, "b", 1)
+        processed = engine.process(
+            messages, log_epoch=EPOCH, find_seen=lambda k, s: {}, dedup_window_days=30)
+        got = engine.encode(processed, EPOCH, "b", 1)
+        for part in ("events", "rollups"):
+            assert normalized(got.tables[part]) == normalized(expected.tables[part])
+        assert len(processed.templates) == 3  # a new table for each batch: its own 3 rows
+        tables.append(processed.templates)  # kept alive, so that ids are distinct objects
+    assert len({id(t) for t in tables}) == len(batches)
