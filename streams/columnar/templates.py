@@ -9,6 +9,7 @@ arrays that the wire tables ``take`` from.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -53,6 +54,9 @@ class TemplateTable:
         self._ids: dict[RowTemplate, int] = {}
         self._arrays: dict[str, pa.Array] = {}
         self._arrays_size = -1
+        # Batches may be prepared on two threads at once (the next batch, and the quarantine's
+        # trial runs of the batch being written): an id is read and taken under the lock.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.templates)
@@ -61,8 +65,11 @@ class TemplateTable:
         """The id of ``template``, added if new."""
         found = self._ids.get(template)
         if found is None:
-            found = self._ids[template] = len(self.templates)
-            self.templates.append(template)
+            with self._lock:
+                found = self._ids.get(template)
+                if found is None:
+                    found = self._ids[template] = len(self.templates)
+                    self.templates.append(template)
         return found
 
     @property
@@ -73,6 +80,10 @@ class TemplateTable:
     def columns(self) -> dict[str, pa.Array]:
         """Each template field as an array indexed by template id, plus ``grouped_by_json``
         and ``rolled`` (whether the row has a charge, so takes part in the roll-up)."""
+        with self._lock:
+            return self._columns()
+
+    def _columns(self) -> dict[str, pa.Array]:
         if self._arrays_size != len(self.templates):
             ts = self.templates
             arrays = {

@@ -287,3 +287,41 @@ def test_the_template_table_starts_afresh_between_batches_when_full(monkeypatch:
         assert len(processed.templates) == 3  # a new table for each batch: its own 3 rows
         tables.append(processed.templates)  # kept alive, so that ids are distinct objects
     assert len({id(t) for t in tables}) == len(batches)
+
+
+def test_batches_prepared_on_two_threads_at_once_get_their_own_rows() -> None:
+    """The pipeline prepares the next batch while the quarantine may re-prepare the batch being
+    written: with the interpreter switching threads as often as it can, every batch still
+    writes what the per-event path writes (template ids are taken under a lock)."""
+    import sys
+    import threading
+
+    def tiered(tx: int, tier: str) -> RawRecord:  # each tier is a new pricing group: a template
+        body = {"transaction_id": f"t{tx}", "external_subscription_id": "a", "code": "calls",
+                "organization_id": ORG, "timestamp": START_S + 60, "properties": {"tier": tier}}
+        return RawRecord(TOPIC, 0, tx, START_MS, orjson.dumps(body))
+
+    engine = ColumnarEngine(lambda: INDEX)
+    batches = [[tiered(i, f"{n}-{i}") for i in range(300)] for n in range(6)]
+    results: dict[int, Any] = {}
+
+    def prepare(n: int) -> None:
+        processed = engine.process(batches[n], log_epoch=EPOCH, find_seen=lambda k, s: {},
+                                   dedup_window_days=30)
+        results[n] = engine.encode(processed, EPOCH, "b", 1)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=prepare, args=(n,)) for n in range(len(batches))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    for n, messages in enumerate(batches):
+        expected = encode_batch(process_batch(
+            messages, index=INDEX, log_epoch=EPOCH, find_seen=lambda k, s: {},
+            dedup_window_days=30), EPOCH, "b", 1)
+        assert normalized(results[n].tables["events"]) == normalized(expected.tables["events"])
