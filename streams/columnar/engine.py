@@ -22,7 +22,6 @@ import pyarrow.compute as pc
 from aggregation.rollup import percentage_rows, rollup, unique_rollup
 from enrichment.catalog_index import CatalogIndex
 from schemas import exact_json
-from schemas.event import UsageEvent
 from sinks import ddl, wire
 from sinks.batch_tables import EncodedBatch
 from sinks.store import LogPosition
@@ -45,11 +44,10 @@ _SOURCE_FIELDS = operator.attrgetter("topic", "partition", "offset", "timestamp"
 @dataclass(slots=True)
 class ColumnarBatch:
     """A processed batch: the per-event result (tallies, dead letters, dedup keys, the rows
-    of slow routes) and the fast rows as columns over ``events`` (the decoded events)."""
+    of slow routes) and the fast rows as columns over the stored events."""
 
     result: BatchResult
     fast: FastRows
-    events: list[tuple[RawMessage, UsageEvent, bytes]]
     templates: TemplateTable  # what the fast rows' template ids refer to
 
 
@@ -107,7 +105,7 @@ class ColumnarEngine:
             decoded.events, seen, stored_here, inside, enricher, result, fast
         )
         watch.lap("enrich")
-        return ColumnarBatch(result, fast, decoded.events, enricher.table)
+        return ColumnarBatch(result, fast, enricher.table)
 
     def encode(
         self, batch: ColumnarBatch, log_epoch: str, batch_id: str, now_ms: int,
