@@ -288,6 +288,18 @@ def _inside_batch(
     return inside
 
 
+def is_duplicate(
+    ident: bytes, seen: Mapping[bytes, list[LogPosition]], stored_here: set[bytes],
+    inside: Callable[[LogPosition], bool],
+) -> bool:
+    """The dedup rule (module doc) for one decoded event, in log order: its identity was
+    stored earlier in this batch (``stored_here``), or is stored at a position outside it."""
+    if ident in stored_here:
+        return True
+    positions = seen.get(ident) if seen else None
+    return positions is not None and any(not inside(p) for p in positions)
+
+
 def dedup_and_enrich(
     events: list[tuple[RawMessage, UsageEvent, bytes]],
     seen: Mapping[bytes, list[LogPosition]],
@@ -302,10 +314,7 @@ def dedup_and_enrich(
     tallies, rows, sources = result.tallies, result.rows, result.sources
     for message, event, ident in events:
         tally = tallies[message.partition]
-        positions = seen.get(ident) if seen else None
-        if ident in stored_here or (
-            positions is not None and any(not inside(p) for p in positions)
-        ):
+        if is_duplicate(ident, seen, stored_here, inside):
             tally.duplicates += 1
             continue
         try:

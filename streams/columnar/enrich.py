@@ -29,7 +29,7 @@ from enrichment.enricher import (
 from schemas.event import UsageEvent
 from schemas.kinds import AggregationType, ChargeModel
 from sinks.store import LogPosition
-from streams.batch import PROCESSING_ERROR, BatchResult, DeadLetter, RawMessage
+from streams.batch import PROCESSING_ERROR, BatchResult, DeadLetter, RawMessage, is_duplicate
 from streams.columnar.templates import RowTemplate, TemplateTable
 
 #: Aggregations whose per-bucket state is a count, a sum, a max and an arg-max: columns.
@@ -211,10 +211,7 @@ def dedup_and_enrich_columns(
     stored_keys, stored_events = result.stored_keys, fast.stored
     for message, event, ident in events:
         tally = tallies[message.partition]
-        positions = seen.get(ident) if seen else None
-        if ident in stored_here or (
-            positions is not None and any(not inside(p) for p in positions)
-        ):
+        if is_duplicate(ident, seen, stored_here, inside):
             tally.duplicates += 1
             continue
         try:
