@@ -74,10 +74,7 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
         value, decimal_value = "1", _ONE
     else:
         raw = event.properties.get(metric.field_name or "")
-        try:
-            checked = _checked_value(raw, agg, metric.field_name)
-        except TypeError:  # not hashable: cannot happen for a parsed event, handled anyway
-            checked = _check_value(raw, agg, metric.field_name)
+        checked = checked_value(raw, agg, metric.field_name)
         if type(checked) is Rejection:
             return checked
         value, decimal_value = checked
@@ -98,7 +95,7 @@ def enrich(event: UsageEvent, index: CatalogIndex) -> list[EnrichedRow] | Reject
     props = event.properties
     rows = []
     for prepared in route.charges:
-        filter_id, group = _match(prepared, props)
+        filter_id, group = match_charge(prepared, props)
         rows.append(
             EnrichedRow(
                 event, sub.id, route.plan_id, route.customer_id, agg, value, decimal_value,
@@ -149,7 +146,18 @@ def _check_value(
 _checked_value = functools.lru_cache(maxsize=1 << 17, typed=True)(_check_value)
 
 
-def _match(prepared: PreparedCharge, properties: dict[str, object]) -> Match:
+def checked_value(
+    raw: object, agg: AggregationType, field_name: str | None
+) -> tuple[str, Decimal | None] | Rejection:
+    """(canonical text, Decimal or None) of a metric's property value, or why it is invalid
+    (memoized; an unhashable value is checked afresh)."""
+    try:
+        return _checked_value(raw, agg, field_name)
+    except TypeError:  # not hashable: cannot happen for a parsed event, handled anyway
+        return _check_value(raw, agg, field_name)
+
+
+def match_charge(prepared: PreparedCharge, properties: dict[str, object]) -> Match:
     """:func:`match_filter` and :func:`grouped_by` together, memoized per charge by the values
     of the properties they read (when all are strings or missing: other types are computed)."""
     values = tuple([properties.get(k) for k in prepared.keys])

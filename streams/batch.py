@@ -9,10 +9,11 @@ within the window, or stored earlier in this batch. Stored positions inside the 
 batch is being replayed after a crash: they are ignored, so the replay decides as the first run.
 Only stored events enter the dedup index; a dead-lettered event can be re-driven later.
 
-The pipeline runs :func:`decode_messages` and then the columnar engine (``streams.columnar``),
-whose dedup loop is a deliberate copy of :func:`dedup_and_enrich` that keeps rows as columns.
-:func:`process_batch` is the per-event reference it is held to (``tests/unit/test_columnar.py``)
-(the bench's Faust baseline calls the same functions, event by event).
+The pipeline runs :func:`decode_messages`, :func:`look_up_seen` and then the columnar engine
+(``streams.columnar``), whose loop decides with the same rule (:func:`is_duplicate`) as
+:func:`dedup_and_enrich` but keeps rows as columns. :func:`process_batch` is the per-event
+reference the engine is held to (``tests/unit/test_columnar.py``); the bench's Faust baseline
+calls the same functions, event by event.
 """
 
 from __future__ import annotations
@@ -190,13 +191,11 @@ def process_batch(
     result = BatchResult()
     decoded = decode_messages(messages, result, rejected)
     parsed_at = time.perf_counter()
-    since = (decoded.earliest_ms or 0) - dedup_window_days * DAY_MS
-    identities = list({ident for _, _, ident in decoded.events})
-    seen = find_seen(identities, since) if identities else {}
-    stored_here = _stored_within(also_seen, since)
+    lookup = look_up_seen(decoded, result, log_epoch=log_epoch, find_seen=find_seen,
+                          dedup_window_days=dedup_window_days, also_seen=also_seen)
     deduped_at = time.perf_counter()
-    inside = _inside_batch(result.tallies, log_epoch, decoded.topics)
-    dedup_and_enrich(decoded.events, seen, stored_here, inside, index, result)
+    dedup_and_enrich(
+        decoded.events, lookup.seen, lookup.stored_here, lookup.inside, index, result)
     enriched_at = time.perf_counter()
     roll_up(result)
     if timings is not None:
@@ -257,6 +256,33 @@ def decode_messages(
             if decoded.earliest_ms is None or message.timestamp < decoded.earliest_ms:
                 decoded.earliest_ms = message.timestamp
     return decoded
+
+
+@dataclass(frozen=True, slots=True)
+class SeenLookup:
+    """What the dedup rule (:func:`is_duplicate`) needs to decide the events of one batch."""
+
+    seen: Mapping[bytes, list[LogPosition]]  # stored positions of the batch's identities
+    stored_here: set[bytes]  # identities stored by the batch in flight, then by this one
+    inside: Callable[[LogPosition], bool]  # whether a stored position is this batch's own
+
+
+def look_up_seen(
+    decoded: Decoded,
+    result: BatchResult,
+    *,
+    log_epoch: str,
+    find_seen: Callable[[list[bytes], int], dict[bytes, list[LogPosition]]],
+    dedup_window_days: int,
+    also_seen: Mapping[bytes, int] | None,
+) -> SeenLookup:
+    """Step 2: the dedup index lookup of a decoded batch (its identities, once each, within
+    the window before its oldest message), and the identities of ``also_seen`` in it."""
+    since = (decoded.earliest_ms or 0) - dedup_window_days * DAY_MS
+    identities = list({ident for _, _, ident in decoded.events})
+    seen = find_seen(identities, since) if identities else {}
+    return SeenLookup(seen, _stored_within(also_seen, since),
+                      _inside_batch(result.tallies, log_epoch, decoded.topics))
 
 
 def _stored_within(also_seen: Mapping[bytes, int] | None, since: int) -> set[bytes]:

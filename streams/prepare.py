@@ -114,7 +114,6 @@ class BatchPreparer:
         self.log_epoch = log_epoch
         self.dedup_window_days = dedup_window_days
         self.store = store
-        self.catalog = catalog
         self.retry = retry
         self.metrics = metrics
         self.clock = clock

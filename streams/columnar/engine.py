@@ -10,11 +10,10 @@ stored value). ``tests/unit/test_columnar.py`` holds the two paths to that, on r
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,20 +24,11 @@ from schemas import exact_json
 from sinks import ddl, wire
 from sinks.batch_tables import EncodedBatch
 from sinks.store import LogPosition
-from streams.batch import (
-    DAY_MS,
-    BatchResult,
-    RawMessage,
-    _inside_batch,
-    _stored_within,
-    decode_messages,
-)
+from streams.batch import BatchResult, RawMessage, decode_messages, look_up_seen
 from streams.columnar.enrich import ColumnarEnricher, FastRows, dedup_and_enrich_columns
 from streams.columnar.rollup import fast_rollups
 from streams.columnar.templates import TemplateTable
 from streams.stopwatch import Stopwatch
-
-_SOURCE_FIELDS = operator.attrgetter("topic", "partition", "offset", "timestamp")
 
 
 @dataclass(slots=True)
@@ -94,16 +84,11 @@ class ColumnarEngine:
         result = BatchResult()
         decoded = decode_messages(messages, result, rejected)
         watch.lap("parse")
-        since = (decoded.earliest_ms or 0) - dedup_window_days * DAY_MS
-        identities = list({ident for _, _, ident in decoded.events})
-        seen = find_seen(identities, since) if identities else {}
-        stored_here = _stored_within(also_seen, since)
+        lookup = look_up_seen(decoded, result, log_epoch=log_epoch, find_seen=find_seen,
+                              dedup_window_days=dedup_window_days, also_seen=also_seen)
         watch.lap("dedup")
-        inside = _inside_batch(result.tallies, log_epoch, decoded.topics)
         fast = FastRows()
-        dedup_and_enrich_columns(
-            decoded.events, seen, stored_here, inside, enricher, result, fast
-        )
+        dedup_and_enrich_columns(decoded.events, lookup, enricher, result, fast)
         watch.lap("enrich")
         return ColumnarBatch(result, fast, enricher.table)
 
@@ -118,9 +103,9 @@ class ColumnarEngine:
         slow = result.rows
         offsets = [m.offset for m in result.sources]
         stored = StoredColumns.of(result.stored_keys)
-        fast_events, fast_rows = self._fast_tables(batch, stored, now_ms, batch_id)
-        watch.lap("wire")
         templates = batch.templates.columns()
+        fast_events, fast_rows = self._fast_tables(batch, templates, stored, now_ms, batch_id)
+        watch.lap("wire")
         rollups = _concat(
             fast_rollups(fast_rows.rows, templates, fast_rows.amounts, batch_id),
             wire.rollups_table(rollup(slow, offsets), batch_id),
@@ -142,14 +127,14 @@ class ColumnarEngine:
         return encoded
 
     def _fast_tables(
-        self, batch: ColumnarBatch, stored: StoredColumns, now_ms: int, batch_id: str
+        self, batch: ColumnarBatch, templates: dict[str, pa.Array], stored: StoredColumns,
+        now_ms: int, batch_id: str,
     ) -> tuple[pa.Table, FastRowTable]:
         """The ``events`` wire table of the fast rows, and their roll-up input."""
         fast = batch.fast
-        templates = batch.templates.columns()
         row_event = pa.array(fast.events, pa.int32())  # each row's index among stored events
         template_ids = pa.array(fast.templates, pa.int32())
-        _, _, _, txs, timestamps, props, amounts = _columns(fast.stored, 7)
+        _, _, _, txs, timestamps, props, amounts = wire.transpose(fast.stored, 7)
         row_timestamps = pc.take(pa.array(timestamps, pa.int64()), row_event)  # event times
         row_offsets = pc.take(stored.offsets, row_event)
         size = len(fast.templates)
@@ -208,28 +193,17 @@ class StoredColumns(NamedTuple):
 
     @classmethod
     def of(cls, stored_keys: Sequence[tuple[bytes, RawMessage]]) -> StoredColumns:
-        topics, partitions, offsets, seen_at = _columns(
-            map(_SOURCE_FIELDS, [m for _, m in stored_keys]), 4)
+        topics, partitions, offsets, seen_at = wire.transpose(
+            map(wire.SOURCE_FIELDS, [m for _, m in stored_keys]), 4)
         return cls(pa.array(topics, pa.string()), pa.array(partitions, pa.uint32()),
                    pa.array(offsets, pa.int64()), pa.array(seen_at, pa.int64()))
 
     def dedup_keys(self, stored_keys: Sequence[tuple[bytes, RawMessage]], log_epoch: str,
                    ) -> pa.Table:
         """Wire table for ``dedup_keys``: identity and first-seen position of stored events."""
-        return wire.table_for(ddl.DEDUP_KEYS_INSERT, {
-            "identity": wire.identity_array([key for key, _ in stored_keys]),
-            "log_epoch": [log_epoch] * len(stored_keys),
-            "source_topic": self.topics,
-            "source_partition": self.partitions,
-            "source_offset": pc.cast(self.offsets, pa.uint64()),
-            "seen_at_ms": self.seen_at,
-        })
-
-
-def _columns(records: Iterable[tuple[Any, ...]], width: int) -> list[tuple[Any, ...]]:
-    """Transpose rows of ``width`` values into columns (empty columns for no rows)."""
-    columns = list(zip(*records, strict=True))
-    return columns or [()] * width
+        return wire.dedup_keys_of(
+            [key for key, _ in stored_keys], log_epoch, self.topics, self.partitions,
+            pc.cast(self.offsets, pa.uint64()), self.seen_at)
 
 
 def _concat(first: pa.Table, second: pa.Table) -> pa.Table:

@@ -14,22 +14,20 @@ the kinds whose states need each event (``unique_count``, ``weighted_sum``, perc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from enrichment.catalog_index import CatalogIndex, PreparedCharge, Route
-from enrichment.enricher import (
-    EnrichedRow,
-    Rejection,
-    _check_value,
-    _checked_value,
-    _match,
-    enrich,
-)
+from enrichment.enricher import EnrichedRow, Rejection, checked_value, enrich, match_charge
 from schemas.event import UsageEvent
 from schemas.kinds import AggregationType, ChargeModel
-from sinks.store import LogPosition
-from streams.batch import PROCESSING_ERROR, BatchResult, DeadLetter, RawMessage, is_duplicate
+from streams.batch import (
+    PROCESSING_ERROR,
+    BatchResult,
+    DeadLetter,
+    RawMessage,
+    SeenLookup,
+    is_duplicate,
+)
 from streams.columnar.templates import RowTemplate, TemplateTable
 
 #: Aggregations whose per-bucket state is a count, a sum, a max and an arg-max: columns.
@@ -134,7 +132,7 @@ class ColumnarEnricher:
         return ids, text, decimal_text
 
     def _template(self, plan: RoutePlan, prepared: PreparedCharge, props: dict[str, object]) -> int:
-        filter_id, group = _match(prepared, props)
+        filter_id, group = match_charge(prepared, props)
         charge = prepared.charge
         return self._id(plan, charge.id, filter_id, group, charge.charge_model)
 
@@ -179,12 +177,9 @@ class ColumnarEnricher:
 
 
 def _value(raw: object, plan: RoutePlan) -> ValueAnswer:
-    """A metric value's answer, from the per-event rules (:func:`_check_value`)."""
+    """A metric value's answer, from the per-event rules (:func:`checked_value`)."""
     agg = plan.aggregation_type
-    try:
-        checked = _checked_value(raw, agg, plan.field_name)
-    except TypeError:  # not hashable
-        checked = _check_value(raw, agg, plan.field_name)
+    checked = checked_value(raw, agg, plan.field_name)
     if type(checked) is Rejection:
         return checked
     text, decimal = checked
@@ -193,9 +188,7 @@ def _value(raw: object, plan: RoutePlan) -> ValueAnswer:
 
 def dedup_and_enrich_columns(
     events: list[tuple[RawMessage, UsageEvent, bytes]],
-    seen: Mapping[bytes, list[LogPosition]],
-    stored_here: set[bytes],
-    inside: Callable[[LogPosition], bool],
+    lookup: SeenLookup,
     enricher: ColumnarEnricher,
     result: BatchResult,
     fast: FastRows,
@@ -209,6 +202,7 @@ def dedup_and_enrich_columns(
     templates, positions_of, values, decimals = fast.templates, fast.events, fast.values, \
         fast.decimals
     stored_keys, stored_events = result.stored_keys, fast.stored
+    seen, stored_here, inside = lookup.seen, lookup.stored_here, lookup.inside
     for message, event, ident in events:
         tally = tallies[message.partition]
         if is_duplicate(ident, seen, stored_here, inside):

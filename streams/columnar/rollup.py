@@ -53,7 +53,7 @@ def fast_rollups(
     groups = table.group_by(["template", "bucket"], use_threads=False).aggregate([
         ("value", "sum"), ("value", "max"), ("row", "max"), ("row", "count"),
     ])
-    last = groups["row_max"]
+    last = groups["row_max"]  # table columns are chunked: table_for joins the chunks
     ids = groups["template"]
     size = groups.num_rows
     return table_for(ddl.ROLLUPS_INSERT, {
@@ -65,24 +65,17 @@ def fast_rollups(
         "grouped_by": pc.take(templates["grouped_by_json"], ids),
         "code": pc.take(templates["code"], ids),
         "aggregation_type": pc.take(templates["aggregation_type"], ids),
-        "bucket_start_ms": _chunk(groups["bucket"]),
-        "events_count": pc.cast(_chunk(groups["row_count"]), pa.uint64()),
-        "value_sum": pc.cast(_chunk(groups["value_sum"]), pa.string()),
-        "value_max": pc.cast(_chunk(groups["value_max"]), pa.string()),
-        "latest_timestamp_ms": _chunk(pc.take(table["timestamp_ms"], last)),
-        "latest_offset": pc.cast(_chunk(pc.take(table["offset"], last)), pa.uint64()),
-        "latest_value": pc.cast(_chunk(pc.take(table["value"], last)), pa.string()),
+        "bucket_start_ms": groups["bucket"],
+        "events_count": pc.cast(groups["row_count"], pa.uint64()),
+        "value_sum": pc.cast(groups["value_sum"], pa.string()),
+        "value_max": pc.cast(groups["value_max"], pa.string()),
+        "latest_timestamp_ms": pc.take(table["timestamp_ms"], last),
+        "latest_offset": pc.cast(pc.take(table["offset"], last), pa.uint64()),
+        "latest_value": pc.cast(pc.take(table["value"], last), pa.string()),
         "precise_total_amount_cents": _amount_sums(table, groups, amounts),
         "value_time_sum": ["0"] * size,  # weighted_sum is not a fast type
         "batch_id": [batch_id] * size,
     })
-
-
-def _chunk(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    """One array from a table column (the wire tables take arrays)."""
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks()
-    return column
 
 
 def _amount_sums(
