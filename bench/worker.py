@@ -132,20 +132,11 @@ class BenchPipeline(Pipeline):
         self.fresh_batches: list[tuple[int, float, float, int]] = []
         self.kafka_ms: dict[str, array] = {}  # batch id → Kafka timestamp of each message
 
-    async def start(self) -> None:
-        await super().start()
-        consumer = self._consumer
-        assert consumer is not None
-        fetch = consumer.getmany
-
-        async def getmany(*args: Any, **kwargs: Any) -> Any:
-            fetched = await fetch(*args, **kwargs)
-            if self.first_consumed_at is None and any(fetched.values()):
-                self.first_consumed_at = time.time()
-                self.cpu_at_first = cpu_seconds()
-            return fetched
-
-        consumer.getmany = getmany  # type: ignore[method-assign]
+    def _add_pending(self, chunk: Any) -> None:
+        if self.first_consumed_at is None and chunk.records:
+            self.first_consumed_at = time.time()
+            self.cpu_at_first = cpu_seconds()
+        super()._add_pending(chunk)
 
     def prepare(
         self, messages: Any, also_seen: Any = None, rejected: Any = None, *, trial: bool = False
@@ -214,7 +205,7 @@ class BenchPipeline(Pipeline):
         out = {
             "pid": os.getpid(),
             "time": time.time(),
-            "ready": self._consumer is not None,
+            "ready": self._fetcher is not None,
             "final": final,
             "target": self.target,
             "first_consumed_at": self.first_consumed_at,

@@ -34,7 +34,7 @@ from services.usage import UsageService
 from sinks.store import Store
 from streams.catalog_topic import TOPIC_CONFIG as CATALOG_TOPIC_CONFIG
 from streams.catalog_topic import CatalogTopic
-from streams.kafka import client_options, cluster_id, ensure_topics
+from streams.kafka import client_options, cluster_id, ensure_topics, rdkafka_connection
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline, PipelineConfig
 from streams.producer import KafkaEventPublisher
@@ -75,6 +75,18 @@ class Runtime:
 def kafka_options_for(settings: Settings, bootstrap_servers: str) -> dict[str, Any]:
     """aiokafka connection options from the settings."""
     return client_options(
+        bootstrap_servers,
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism,
+        sasl_username=settings.kafka_sasl_username,
+        sasl_password=settings.kafka_sasl_password,
+        ssl_cafile=settings.kafka_ssl_cafile,
+    )
+
+
+def fetch_connection_for(settings: Settings, bootstrap_servers: str) -> dict[str, str]:
+    """The same connection in librdkafka's settings (the raw topic's fetcher)."""
+    return rdkafka_connection(
         bootstrap_servers,
         security_protocol=settings.kafka_security_protocol,
         sasl_mechanism=settings.kafka_sasl_mechanism,
@@ -173,6 +185,7 @@ class PipelineService(mode.Service):
             config=pipeline_config(settings),
             store=w.store,
             kafka_options=w.kafka,
+            fetch_connection=fetch_connection_for(settings, w.kafka["bootstrap_servers"]),
             log_epoch=epoch,
             catalog=lambda: w.catalog.index,
             metrics=w.metrics,

@@ -1,14 +1,12 @@
-"""Kafka client settings, topic creation, the log epoch (the cluster id), the raw topic's
-group consumer and its offset commits."""
+"""Kafka client settings (aiokafka's and librdkafka's), topic creation and the log epoch (the
+cluster id)."""
 
 from __future__ import annotations
 
 import logging
 import ssl
-from collections.abc import Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 log = logging.getLogger("meterline.kafka")
@@ -39,6 +37,40 @@ def client_options(
             sasl_plain_password=sasl_password,
         )
     return options
+
+
+def rdkafka_connection(
+    bootstrap_servers: str,
+    *,
+    security_protocol: str = "PLAINTEXT",
+    sasl_mechanism: str = "",
+    sasl_username: str = "",
+    sasl_password: str = "",
+    ssl_cafile: str = "",
+) -> dict[str, str]:
+    """The same connection as :func:`client_options`, in librdkafka's (confluent-kafka's)
+    settings: the raw topic's fetcher (``streams.fetcher``) uses them."""
+    config = {"bootstrap.servers": bootstrap_servers, "security.protocol": security_protocol}
+    if security_protocol in ("SSL", "SASL_SSL") and ssl_cafile:
+        config["ssl.ca.location"] = ssl_cafile
+    if security_protocol.startswith("SASL"):
+        config.update({"sasl.mechanism": sasl_mechanism, "sasl.username": sasl_username,
+                       "sasl.password": sasl_password})
+    return config
+
+
+def rdkafka_connection_of(options: dict[str, Any]) -> dict[str, str]:
+    """librdkafka settings of a connection given as :func:`client_options` (an SSL
+    context's CA file cannot be read back: pass :func:`rdkafka_connection` for TLS)."""
+    protocol = options.get("security_protocol", "PLAINTEXT")
+    if protocol in ("SSL", "SASL_SSL"):
+        raise ValueError("TLS connections need rdkafka_connection(..., ssl_cafile=...)")
+    return rdkafka_connection(
+        options.get("bootstrap_servers", ""), security_protocol=protocol,
+        sasl_mechanism=options.get("sasl_mechanism", ""),
+        sasl_username=options.get("sasl_plain_username", ""),
+        sasl_password=options.get("sasl_plain_password", ""),
+    )
 
 
 async def ensure_topics(
@@ -72,30 +104,3 @@ async def cluster_id(options: dict[str, Any]) -> str:
         return str(described.get("cluster_id") or "kafka")
     finally:
         await admin.close()
-
-
-def group_consumer(
-    options: dict[str, Any], group_id: str, session_timeout_ms: int
-) -> AIOKafkaConsumer:
-    """The raw topic's consumer of a worker: a group member that commits nothing by itself
-    (the manifest decides where partitions resume) and fetches large batches."""
-    return AIOKafkaConsumer(
-        **options,
-        group_id=group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(100, session_timeout_ms // 3),
-        rebalance_timeout_ms=max(session_timeout_ms, 10_000),
-        max_poll_interval_ms=600_000,
-        max_partition_fetch_bytes=8 * 1024 * 1024,
-    )
-
-
-async def commit_offsets(consumer: Any, topic: str, offsets: Mapping[int, int]) -> None:
-    """Commit ``offsets`` (partition → next offset) of ``topic``; a partition revoked
-    meanwhile is skipped with a warning (the manifest holds the truth)."""
-    try:
-        await consumer.commit({TopicPartition(topic, p): o for p, o in offsets.items()})
-    except Exception as exc:
-        log.warning("kafka offset commit skipped: %s", exc)

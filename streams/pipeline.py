@@ -1,8 +1,9 @@
 """The batch hot path of one worker: fetch → prepare → commit, batch after batch.
 
-An aiokafka consumer fetches in bulk (Faust hosts it as a service; its per-event streams are
-far too slow for this path). :class:`Pipeline` owns the fetch loop and the batching, and
-wires the steps, each in its own module:
+A confluent-kafka group consumer fetches in bulk on a thread of its own
+(:mod:`streams.fetcher`; Faust hosts the pipeline as a service, but its per-event streams are
+far too slow for this path). :class:`Pipeline` owns the batching, and wires the steps, each in
+its own module:
 
 * :mod:`streams.prepare`: decode, dedup, enrich, roll up (:mod:`streams.batch`) and the wire
   tables of a batch;
@@ -27,15 +28,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from enrichment.catalog_index import CatalogIndex
 from sinks.store import BatchStore
-from streams.batch import RawMessage
+from streams.batch import RawMessage, RawRecord
 from streams.committer import STORAGE_REJECTED, VALUE_OUT_OF_RANGE, Committer
+from streams.fetcher import Chunk, Fetcher, consumer_config
 from streams.gc_policy import TimedCollector
 from streams.health import PipelineHealth
-from streams.kafka import commit_offsets, group_consumer
+from streams.kafka import rdkafka_connection_of
 from streams.metrics import Metrics
 from streams.observer import CommitObserver, PipelineStats
 from streams.prepare import BatchPreparer, PreparedBatch, Rejected
@@ -78,17 +80,6 @@ class _InFlight:
     batch: PreparedBatch
 
 
-class _Rebalance(ConsumerRebalanceListener):
-    def __init__(self, pipeline: Pipeline):
-        self.pipeline = pipeline
-
-    async def on_partitions_revoked(self, revoked: Any) -> None:
-        await self.pipeline.on_revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self.pipeline.on_assigned(set(assigned))
-
-
 class Pipeline:
     """The raw-topic consumer and batch writer of one worker process."""
 
@@ -102,21 +93,27 @@ class Pipeline:
         catalog: Callable[[], CatalogIndex],
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        fetch_connection: Mapping[str, str] | None = None,
     ):
+        """``kafka_options``: the aiokafka connection (dead-letter producer, re-reads);
+        ``fetch_connection``: the same connection in librdkafka's settings, for the fetcher
+        (by default derived from ``kafka_options``, which TLS cannot be)."""
         self.config = config
         self.store = store
         self.kafka_options = kafka_options
+        self.fetch_connection = fetch_connection
         self.log_epoch = log_epoch
         self.clock = clock
         self.stats = PipelineStats()
         self.metrics = metrics or Metrics()
         self.health = PipelineHealth(stall_seconds=config.stall_seconds)
         self._gc = TimedCollector(config.gc_collect_seconds, self.metrics.gc_seconds.observe)
-        self._consumer: AIOKafkaConsumer | None = None
+        self._fetcher: Fetcher | None = None
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._in_flight: _InFlight | None = None
         self._pending: dict[int, list[RawMessage]] = defaultdict(list)
+        self._generation = 0  # of the fetcher's assignment: older chunks are dropped
         self._pending_since = 0.0
         self._stopping = asyncio.Event()
         self._abort = threading.Event()  # stops store retries when the worker shuts down
@@ -173,10 +170,15 @@ class Pipeline:
         """Connect the dead-letter producer and the raw-topic consumer."""
         self._producer = AIOKafkaProducer(**self.kafka_options, acks="all")
         await self._producer.start()
-        self._consumer = group_consumer(
-            self.kafka_options, self.config.group_id, self.config.session_timeout_ms)
-        self._consumer.subscribe([self.config.topic], listener=_Rebalance(self))
-        await self._consumer.start()
+        config = self.config
+        chunk = min(config.batch_max_events, 10_000)
+        connection = self.fetch_connection or rdkafka_connection_of(self.kafka_options)
+        self._fetcher = Fetcher(
+            topic=config.topic,
+            config=consumer_config(connection, config.group_id, config.session_timeout_ms, chunk),
+            on_assigned=self._assigned, on_revoked=self._revoked, chunk_messages=chunk,
+        )
+        await self._fetcher.start()
         self._gc.start()
 
     async def stop(self) -> None:
@@ -187,8 +189,8 @@ class Pipeline:
             self._pending.clear()  # unwritten messages are re-read from the manifest offsets
             with contextlib.suppress(PipelineStopped):  # abandoned: replayed at next start
                 await self._drain()
-        if self._consumer is not None:
-            await self._consumer.stop()
+        if self._fetcher is not None:
+            await self._fetcher.close()
         if self._producer is not None:
             await self._producer.stop()
         await self._gc.stop()
@@ -201,39 +203,62 @@ class Pipeline:
             log.info("pipeline stopped with a batch in hand; it is replayed at next start")
 
     async def _run(self) -> None:
-        assert self._consumer is not None
+        fetcher = self._fetcher
+        assert fetcher is not None
         while not self._stopping.is_set():
-            room = self.config.batch_max_events - sum(len(v) for v in self._pending.values())
-            fetched = await self._consumer.getmany(
-                timeout_ms=int(self.config.batch_max_seconds * 1000 / 2),
-                max_records=max(1, room),  # a batch never holds more than batch_max_events
-            )
+            chunk = await fetcher.next_chunk(self.config.batch_max_seconds / 2)
             async with self._lock:
                 if self._stopping.is_set():
                     return
                 if self._in_flight is not None and self._in_flight.task.done():
                     await self._drain()  # raises if the write failed
-                self._add_pending(fetched)
+                if chunk is not None:
+                    self._add_pending(chunk)
                 count = sum(len(v) for v in self._pending.values())
                 age = time.monotonic() - self._pending_since
-                if count >= self.config.batch_max_events or (
+                while count >= self.config.batch_max_events or (
                     count and age >= self.config.batch_max_seconds
                 ):
                     await self._flush()
+                    count, age = sum(len(v) for v in self._pending.values()), 0.0
 
-    def _add_pending(self, fetched: Mapping[TopicPartition, list[Any]]) -> None:
-        """Add fetched records to the batch being gathered (none twice, see _next_offset)."""
-        for tp, records in fetched.items():
-            floor = self._next_offset.get(tp.partition)
-            if floor is None:  # fetched before a revocation or assignment completed
+    def _add_pending(self, chunk: Chunk) -> None:
+        """Add fetched records to the batch being gathered (none twice, see _next_offset;
+        none fetched for an earlier assignment, see :mod:`streams.fetcher`)."""
+        if chunk.generation != self._generation:
+            return
+        by_partition: dict[int, list[RawRecord]] = defaultdict(list)
+        for record in chunk.records:
+            by_partition[record.partition].append(record)
+        for partition, records in by_partition.items():
+            floor = self._next_offset.get(partition)
+            if floor is None:  # not assigned (any more)
                 continue
-            fresh = [r for r in records if r.offset >= floor]
+            fresh = records if records[0].offset >= floor else [
+                r for r in records if r.offset >= floor]
             if not fresh:
                 continue
             if not self._pending:
                 self._pending_since = time.monotonic()
-            self._pending[tp.partition].extend(fresh)
-            self._next_offset[tp.partition] = fresh[-1].offset + 1
+            self._pending[partition].extend(fresh)
+            self._next_offset[partition] = fresh[-1].offset + 1
+
+    def _take_pending(self) -> list[RawMessage]:
+        """Up to ``batch_max_events`` pending messages, in partition-offset order; the rest
+        (each partition's later offsets) stays pending for the next batch."""
+        room = self.config.batch_max_events
+        messages: list[RawMessage] = []
+        for partition in sorted(self._pending):
+            records = self._pending[partition]
+            taken = records[:room - len(messages)]
+            messages.extend(taken)
+            if len(taken) == len(records):
+                del self._pending[partition]
+            else:
+                self._pending[partition] = records[len(taken):]
+        if self._pending:
+            self._pending_since = time.monotonic()
+        return messages
 
     async def _flush(self, *, wait: bool = False) -> None:
         """Prepare the pending messages as a batch and start writing it.
@@ -244,9 +269,8 @@ class Pipeline:
         stored identities count as seen, as they will be once its writes land. With ``wait``,
         return only when every batch in hand is committed (rebalances).
         """
-        if self._pending:
-            messages = [m for p in sorted(self._pending) for m in self._pending[p]]
-            self._pending.clear()
+        while self._pending:
+            messages = self._take_pending()
             in_flight = self._in_flight
             also_seen = in_flight.batch.stored if in_flight is not None else None
             started = time.perf_counter()
@@ -286,16 +310,16 @@ class Pipeline:
     async def commit_batch(self, batch: PreparedBatch, *, commit_kafka: bool) -> PreparedBatch:
         """Write one batch in THE commit order (:mod:`streams.committer`) and count it;
         returns it as committed (a revision, when the store refused some of its rows)."""
-        consumer = self._consumer if commit_kafka else None
+        fetcher = self._fetcher if commit_kafka else None
         committed = await self.committer.commit(
-            batch, self._commit_offsets if consumer is not None else None)
+            batch, self._commit_offsets if fetcher is not None else None)
         self.observer.committed(committed)
         return committed
 
     async def _commit_offsets(self, offsets: Mapping[int, int]) -> None:
         """Step 8: Kafka offsets, for lag monitoring only (the manifest wins on restart)."""
-        if self._consumer is not None:
-            await commit_offsets(self._consumer, self.config.topic, offsets)
+        if self._fetcher is not None:
+            self._fetcher.commit(offsets)
 
     async def _read_ranges(self, ranges: dict[int, tuple[int, int]]) -> list[RawMessage]:
         return await read_ranges(self.kafka_options, self.config.topic, ranges)
@@ -303,44 +327,52 @@ class Pipeline:
     # --- progress ------------------------------------------------------------------------------
     async def refresh_progress(self) -> None:
         """Lag from the broker's end offsets, and the stall gauges (see streams.progress)."""
-        if self._consumer is not None:
-            await self._progress.refresh(self._consumer)
+        if self._fetcher is not None:
+            await self._progress.refresh(self._fetcher)
 
     async def log_offsets(self) -> dict[int, tuple[int, int]]:
         """Per partition of the raw topic: the broker's (first, end) offsets."""
-        if self._consumer is None:
+        if self._fetcher is None:
             return {}
-        return await self._progress.log_offsets(self._consumer)
+        return await asyncio.to_thread(self._fetcher.log_offsets)
 
     # --- rebalances and recovery ---------------------------------------------------------------
-    async def on_revoked(self, revoked: set[TopicPartition]) -> None:
+    async def _revoked(self, generation: int, revoked: set[int]) -> None:
+        self._generation = generation  # what was fetched before is dropped
+        await self.on_revoked(revoked)
+
+    async def _assigned(self, generation: int, assigned: set[int]) -> dict[int, int]:
+        self._generation = generation
+        return await self.on_assigned(assigned)
+
+    async def on_revoked(self, revoked: set[int]) -> None:
         """Write the batch in hand before the partitions move to another worker."""
         self.metrics.rebalances.labels("revoked").inc()
         async with self._lock:
             try:
                 await self._flush(wait=True)
             finally:
-                for tp in revoked:
-                    self._next_offset.pop(tp.partition, None)
-                self.observer.forget(tp.partition for tp in revoked)
+                for partition in revoked:
+                    self._next_offset.pop(partition, None)
+                    self._pending.pop(partition, None)
+                self.observer.forget(revoked)
 
-    async def on_assigned(self, assigned: set[TopicPartition]) -> None:
-        """Reload the dedup filter, finish or roll back open batches, then seek each partition
-        after its last committed batch (see :mod:`streams.recovery`)."""
-        assert self._consumer is not None
+    async def on_assigned(self, assigned: set[int]) -> dict[int, int]:
+        """Reload the dedup filter, finish or roll back open batches, then return where each
+        partition resumes: after its last committed batch (see :mod:`streams.recovery`)."""
         self.metrics.rebalances.labels("assigned").inc()
         async with self._lock:
             await self._drain()
             await self.recovery.load_seen_filter()
             await self.recovery.replay_open_batches()
             committed = await self.recovery.resume_offsets()
-            starts = {tp.partition: committed.get(tp.partition, 0) for tp in assigned}
-            for tp in assigned:
-                self._consumer.seek(tp, starts[tp.partition])
-                self._next_offset[tp.partition] = starts[tp.partition]
-                self._pending.pop(tp.partition, None)
+            starts = {partition: committed.get(partition, 0) for partition in assigned}
+            for partition, start in starts.items():
+                self._next_offset[partition] = start
+                self._pending.pop(partition, None)
             self.observer.assigned(starts)
         log.info("assigned %s, resuming at %s", sorted(starts), committed)
+        return starts
 
     async def replay_open_batches(self) -> None:
         """Finish or roll back every open batch of the topic (see :mod:`streams.recovery`)."""

@@ -1,4 +1,4 @@
-"""Where each partition stands against the broker's log: lag, the stall gauges, log offsets.
+"""Where each partition stands against the broker's log: lag and the stall gauges.
 
 Measured on a timer from the broker (a stalled pipeline commits nothing, so nothing done after
 a commit would show a stall), for the partitions the worker's consumer owns.
@@ -6,10 +6,9 @@ a commit would show a stall), for the partitions the worker's consumer owns.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
-
-from aiokafka import TopicPartition
+from typing import Protocol
 
 from streams.health import PipelineHealth
 from streams.metrics import Metrics
@@ -17,8 +16,18 @@ from streams.metrics import Metrics
 log = logging.getLogger("meterline.pipeline")
 
 
+class BrokerView(Protocol):
+    """What the progress needs of the consumer (``streams.fetcher.Fetcher`` fits)."""
+
+    def assignment(self) -> set[int]:
+        """The partitions this worker owns now."""
+
+    def log_offsets(self, partitions: list[int] | None = None) -> dict[int, tuple[int, int]]:
+        """Per partition: the broker's (first, end) offsets (blocking)."""
+
+
 class BrokerProgress:
-    """Lag and stall gauges of one worker, and the broker's offsets of the raw topic.
+    """Lag and stall gauges of one worker.
 
     ``committed_next`` (partition → first offset after the last committed batch) is the
     pipeline's own dict, read here, never written."""
@@ -31,23 +40,23 @@ class BrokerProgress:
         self.metrics = metrics
         self.committed_next = committed_next
 
-    async def refresh(self, consumer: Any) -> None:
+    async def refresh(self, broker: BrokerView) -> None:
         """Set the lag (end offset − next offset to commit), stall and seconds-since-commit
-        gauges of the partitions ``consumer`` owns."""
+        gauges of the partitions ``broker``'s consumer owns."""
         topic = self.topic
-        assigned = [tp for tp in consumer.assignment() if tp.topic == topic]
+        assigned = sorted(broker.assignment())
         try:
-            ends = await consumer.end_offsets(assigned) if assigned else {}
+            offsets = await asyncio.to_thread(broker.log_offsets, assigned) if assigned else {}
         except Exception as exc:  # the broker away or a rebalance: measure again next time
             log.warning("cannot read end offsets: %r", exc)
-            ends = {}
-        for tp, listed in ends.items():
-            committed = self.committed_next.get(tp.partition)
+            offsets = {}
+        for partition, (_, end) in offsets.items():
+            committed = self.committed_next.get(partition)
             if committed is None:
                 continue
-            lag = max(0, log_end(consumer, tp, listed) - committed)
-            self.health.lag[tp.partition] = lag
-            self.metrics.consumer_lag.labels(topic, str(tp.partition)).set(lag)
+            lag = max(0, end - committed)
+            self.health.lag[partition] = lag
+            self.metrics.consumer_lag.labels(topic, str(partition)).set(lag)
         stalled = self.health.stalled_partitions()
         self.metrics.pipeline_stalled.set(1 if stalled else 0)
         now = self.health.clock()
@@ -56,23 +65,3 @@ class BrokerProgress:
         if stalled:
             log.error("pipeline stalled on partitions %s (store failing for %.0fs: %s)",
                       stalled, self.health.store_failing_for(), self.health.last_error)
-
-    async def log_offsets(self, consumer: Any) -> dict[int, tuple[int, int]]:
-        """Per partition of the topic: the broker's (first, end) offsets."""
-        partitions = consumer.partitions_for_topic(self.topic) or set()
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
-        if not tps:
-            return {}
-        firsts = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-        return {tp.partition: (firsts[tp], log_end(consumer, tp, ends[tp])) for tp in tps}
-
-
-def log_end(consumer: Any, tp: TopicPartition, listed: int) -> int:
-    """The end offset of ``tp``: the broker's answer to a ListOffsets request, or the high
-    watermark of the last fetch when larger. Tansu (the embedded broker) answers ListOffsets
-    with the last record batch's base offset + 1, short of the end by the batch's other
-    records; its fetch responses carry the right high watermark."""
-    if tp not in consumer.assignment():
-        return listed
-    return max(listed, consumer.highwater(tp) or 0)

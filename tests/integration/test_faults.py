@@ -112,6 +112,15 @@ class Harness:
                 raise AssertionError(f"consumed {self.consumed()} of {count}")
             await asyncio.sleep(0.2)
 
+    @staticmethod
+    async def wait_joined(pipeline: Pipeline, timeout: float = 60) -> None:
+        """Until ``pipeline``'s worker has joined its group (an assignment happened)."""
+        deadline = time.monotonic() + timeout
+        while not pipeline.health.consuming:
+            if time.monotonic() > deadline:
+                raise AssertionError("the worker never joined its group")
+            await asyncio.sleep(0.1)
+
     def check_exact(self, workload, dead_letters: int = 0) -> None:
         """Every message counted once, no batch left open, usage equal to the unique events;
         ``dead_letters`` messages were sent besides the workload's."""
@@ -192,6 +201,7 @@ def test_rebalance_from_one_worker_to_two_and_back(kafka_bootstrap, tmp_path):
         await harness.wait_consumed(third // 2)
         second = harness.worker()  # joins: partitions are split between the two
         second_task = await start(second)
+        await harness.wait_joined(second)
         harness.produce(workload.messages[third:2 * third])
         await harness.wait_consumed(2 * third)
         assert second.stats.consumed > 0 and first.stats.consumed > 0

@@ -89,7 +89,8 @@ def test_poison_among_thousands_of_good_events_with_a_crash_mid_quarantine(
         with pytest.raises(Crash):
             await asyncio.wait_for(first_task, 120)
         # dead, not stopped: no batch in hand is finished; only its connections go
-        await first._consumer.stop()
+        assert first._fetcher is not None
+        await first._fetcher.close(leave_group=False)
         await first._producer.stop()
         await first._gc.stop()  # the process's garbage collector policy dies with it too
         second = harness.worker()

@@ -8,12 +8,12 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from aiokafka import TopicPartition
 
 from services.catalog import CatalogService
 from sinks.memory_store import MemoryStore
 from sinks.store import CatalogDoc
 from streams.batch import RawRecord, process_batch
+from streams.fetcher import log_end
 from streams.metrics import FRESHNESS_SAMPLE_EVERY, Metrics
 from streams.pipeline import Pipeline, PipelineConfig
 from tests.unit.catalog_factory import HOUR_MS, ORG, START_MS, index, subscription
@@ -32,20 +32,17 @@ def message(partition: int, offset: int, *, event_ms: int, kafka_ms: int) -> Raw
     return RawRecord(TOPIC, partition, offset, kafka_ms, orjson.dumps(body))
 
 
-class FakeConsumer:
-    """The broker's end offsets, as the consumer reads them."""
+class FakeFetcher:
+    """The broker's end offsets, as the fetcher reads them."""
 
     def __init__(self, end_offsets: dict[int, int]):
         self._end_offsets = end_offsets
 
     def assignment(self):
-        return {TopicPartition(TOPIC, p) for p in self._end_offsets}
+        return set(self._end_offsets)
 
-    async def end_offsets(self, partitions):
-        return {tp: self._end_offsets[tp.partition] for tp in partitions}
-
-    def highwater(self, tp):
-        return None  # no fetch yet
+    def log_offsets(self, partitions=None):
+        return {p: (0, self._end_offsets[p]) for p in partitions or self._end_offsets}
 
 
 def pipeline(store: MemoryStore | None = None) -> Pipeline:
@@ -132,7 +129,7 @@ def test_store_errors_and_retries_are_counted():
 
 def test_lag_per_partition_and_rebalances():
     p = pipeline()
-    p._consumer = FakeConsumer({0: 160, 1: 9, 2: 7})  # type: ignore[assignment]
+    p._fetcher = FakeFetcher({0: 160, 1: 9, 2: 7})  # type: ignore[assignment]
     p.observer.committed_next.update({0: 150, 2: 7})  # partition 1: assigned, not yet seeked
     asyncio.run(p.refresh_progress())
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 10
@@ -140,8 +137,8 @@ def test_lag_per_partition_and_rebalances():
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="2") == 0
 
     asyncio.run(p.commit_batch(p.prepare(batch_messages()), commit_kafka=False))
-    p._consumer = None  # on_revoked flushes nothing here; no consumer needed
-    asyncio.run(p.on_revoked({TopicPartition(TOPIC, 0)}))
+    p._fetcher = None  # on_revoked flushes nothing here; no consumer needed
+    asyncio.run(p.on_revoked({0}))
     assert sample(p, "meterline_rebalances_total", event="revoked") == 1
     # another worker owns partition 0 now: this one stops reporting it
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") is None
@@ -177,14 +174,14 @@ def test_lag_and_stall_are_measured_without_any_commit():
     p = pipeline()
     p.health.clock = lambda: now[0]
     p.health.stall_seconds = 60
-    p._consumer = FakeConsumer({0: 50, 1: 0})  # type: ignore[assignment]
+    p._fetcher = FakeFetcher({0: 50, 1: 0})  # type: ignore[assignment]
     p.observer.committed_next.update({0: 0, 1: 0})
     p.health.assigned([0, 1])
     asyncio.run(p.refresh_progress())
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 50
     assert sample(p, "meterline_pipeline_stalled") == 0
     now[0] += 61  # no batch of partition 0 commits for a minute, while it has work
-    p._consumer = FakeConsumer({0: 80, 1: 0})  # type: ignore[assignment]
+    p._fetcher = FakeFetcher({0: 80, 1: 0})  # type: ignore[assignment]
     asyncio.run(p.refresh_progress())
     assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 80
     assert sample(p, "meterline_pipeline_stalled") == 1
@@ -195,14 +192,6 @@ def test_lag_and_stall_are_measured_without_any_commit():
 def test_the_log_end_is_the_larger_of_list_offsets_and_the_fetch_high_watermark():
     """Tansu answers ListOffsets with the last record batch's base offset + 1 (measured: 2,004
     for 4,000 messages in 4 partitions); its fetch high watermark is right."""
-
-    class TansuLike(FakeConsumer):
-        def highwater(self, tp):
-            return {0: 1000}.get(tp.partition)
-
-    p = pipeline()
-    p._consumer = TansuLike({0: 501, 1: 7})  # type: ignore[assignment]
-    p.observer.committed_next.update({0: 400, 1: 7})
-    asyncio.run(p.refresh_progress())
-    assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="0") == 600
-    assert sample(p, "meterline_consumer_lag", topic=TOPIC, partition="1") == 0
+    assert log_end(501, 1000) == 1000
+    assert log_end(7, None) == 7  # no fetch yet
+    assert log_end(2004, 2004) == 2004
