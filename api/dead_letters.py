@@ -3,9 +3,9 @@
 The HTTP side of :class:`services.dead_letters.DeadLetterService`: query strings and bodies
 are checked here (422 ``validation_errors``), letters rendered as JSON (the payload as text and
 base64). Answers stay bounded whatever the letters hold: a page has at most
-:data:`MAX_PER_PAGE` letters and shows the first ``PAYLOAD_PREVIEW_BYTES`` bytes of each
-payload (``payload_truncated`` says when there is more); one letter's whole payload comes from
-``GET …/dead_letters/{topic}/{partition}/{offset}``.
+:data:`api.pagination.MAX_PER_PAGE` letters and shows the first ``PAYLOAD_PREVIEW_BYTES``
+bytes of each payload (``payload_truncated`` says when there is more); one letter's whole
+payload comes from ``GET …/dead_letters/{topic}/{partition}/{offset}``.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from typing import Any
 
 import orjson
 
-from api.envelope import ApiResponse, error, page_meta
+from api.envelope import ApiResponse, error
+from api.pagination import Page, requested_page
 from schemas.bounds import instant_fits
 from schemas.catalog import parse_datetime
 from services.dead_letters import DeadLetterService, LetterFilter
 
 MAX_LIMIT = 10_000
 REDRIVE_FILTERS = frozenset({"error_code", "since", "until", "limit"})
-DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 100
 _MAX_UINT32 = 2**32 - 1
 _MAX_UINT64 = 2**64 - 1
 
@@ -94,18 +93,15 @@ class DeadLetterApi:
         """One page of the organization's dead letters, newest first (not yet re-driven unless
         ``all=true``), with Lago's ``meta``. Payloads are previews (see the module)."""
         which, details = _letter_filter(query)
-        page = _page_number(query.get("page"), 1, None)
-        per_page = _page_number(query.get("per_page"), DEFAULT_PER_PAGE, MAX_PER_PAGE)
-        if page is None:
-            details["page"] = ["value_is_out_of_range"]
-        if per_page is None:
-            details["per_page"] = ["value_is_out_of_range"]
-        if details or page is None or per_page is None:
+        page = requested_page(query.get("page"), query.get("per_page"))
+        if not isinstance(page, Page):
+            details.update(page.body["error_details"])
+        if details or not isinstance(page, Page):
             return error(422, "validation_errors", details)
-        total, letters = self.letters.page(org, which, page=page, per_page=per_page)
+        total, letters = self.letters.page(org, which, page=page.number, per_page=page.size)
         return ApiResponse(200, {
             "dead_letters": [_render(d, preview=True) for d in letters],
-            "meta": page_meta(page, per_page, total),
+            "meta": page.meta(total),
         })
 
     def get(self, org: str, topic: str, partition: str, offset: str) -> ApiResponse:

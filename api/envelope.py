@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,18 +44,6 @@ def error(status: int, code: str, details: Mapping[str, Any] | None = None) -> A
 def validation(details: Mapping[str, Any]) -> ApiResponse:
     """422 ``validation_errors`` with ``error_details``."""
     return error(422, "validation_errors", details)
-
-
-def page_meta(page: int, per_page: int, total: int) -> dict[str, Any]:
-    """Lago's pagination ``meta`` of page ``page`` (from 1) of ``total`` items."""
-    pages = math.ceil(total / per_page)
-    return {
-        "current_page": page,
-        "next_page": page + 1 if page < pages else None,
-        "prev_page": page - 1 if page > 1 else None,
-        "total_pages": pages,
-        "total_count": total,
-    }
 
 
 def iso_ms(ms: int) -> str:

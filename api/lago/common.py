@@ -9,15 +9,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from api.envelope import ApiResponse, page_meta, parse_json, validation
+from api.envelope import ApiResponse, parse_json, validation
+from api.pagination import Page, requested_page
 from schemas.catalog import CatalogValidationError, Plan, Subscription
 from services.catalog import CatalogService
 from sinks.store import UsageStore
 
 Query = Mapping[str, str] | Sequence[tuple[str, str]]
 
-DEFAULT_PER_PAGE = 20
-MAX_PER_PAGE = 100
 CLIENT_MANAGED = ("lago_id", "created_at", "updated_at")
 
 
@@ -49,15 +48,6 @@ def every(query: Query | None, *keys: str) -> list[str]:
     return [v for k, v in _pairs(query) if k in keys]
 
 
-def _positive_int(text: str | None, default: int) -> int:
-    """Kaminari-style: anything that is not a positive integer means the default."""
-    try:
-        value = int(text) if text is not None else default
-    except ValueError:
-        return default
-    return value if value >= 1 else default
-
-
 def lago_input(body: bytes, root: str) -> tuple[dict[str, Any] | None, ApiResponse | None]:
     """The object under ``root``: 400 if malformed or missing, 422 if not an object.
 
@@ -74,14 +64,14 @@ def lago_input(body: bytes, root: str) -> tuple[dict[str, Any] | None, ApiRespon
 def paginate(
     root: str, items: list[Any], query: Query | None, serialize: Callable[[Any], dict[str, Any]]
 ) -> ApiResponse:
-    """One page of ``items`` (``page``, ``per_page`` up to :data:`MAX_PER_PAGE`) with Lago's
-    ``meta``."""
-    page = _positive_int(first(query, "page"), 1)
-    per_page = min(_positive_int(first(query, "per_page"), DEFAULT_PER_PAGE), MAX_PER_PAGE)
-    chunk = items[(page - 1) * per_page: page * per_page]
+    """One page of ``items`` with Lago's ``meta`` (see :mod:`api.pagination`; a bad
+    ``page`` or ``per_page`` is a 422)."""
+    page = requested_page(first(query, "page"), first(query, "per_page"))
+    if not isinstance(page, Page):
+        return page
     return ApiResponse(200, {
-        root: [serialize(item) for item in chunk],
-        "meta": page_meta(page, per_page, len(items)),
+        root: [serialize(item) for item in page.of(items)],
+        "meta": page.meta(len(items)),
     })
 
 

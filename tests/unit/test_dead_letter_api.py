@@ -9,7 +9,8 @@ import base64
 import orjson
 import pytest
 
-from api.dead_letters import MAX_PER_PAGE, DeadLetterApi
+from api.dead_letters import DeadLetterApi
+from api.pagination import MAX_PER_PAGE
 from services.dead_letters import PAYLOAD_PREVIEW_BYTES, REDRIVE_CHUNK, DeadLetterService
 
 ORG = "org-1"
@@ -82,16 +83,20 @@ def make(letters: list[dict]) -> tuple[DeadLetterApi, LettersDouble, RecordingPu
 
 def test_letters_come_a_page_at_a_time_with_lagos_meta():
     api, _, _ = make([letter(i) for i in range(45)])
-    first = api.list(ORG, {})
+    everything = api.list(ORG, {})
+    assert len(everything.body["dead_letters"]) == 45  # Lago's default page size: 100
+    assert everything.body["meta"] == {"current_page": 1, "next_page": None, "prev_page": None,
+                                       "total_pages": 1, "total_count": 45}
+    first = api.list(ORG, {"per_page": "20"})
     assert first.status == 200
-    assert len(first.body["dead_letters"]) == 20  # Lago's default page size
+    assert len(first.body["dead_letters"]) == 20
     assert first.body["meta"] == {"current_page": 1, "next_page": 2, "prev_page": None,
                                   "total_pages": 3, "total_count": 45}
     last = api.list(ORG, {"page": "3", "per_page": "20"})
     assert [d["source_offset"] for d in last.body["dead_letters"]] == list(range(40, 45))
     assert last.body["meta"] == {"current_page": 3, "next_page": None, "prev_page": 2,
                                  "total_pages": 3, "total_count": 45}
-    beyond = api.list(ORG, {"page": "99"})
+    beyond = api.list(ORG, {"page": "99", "per_page": "20"})
     assert beyond.body["dead_letters"] == [] and beyond.body["meta"]["total_count"] == 45
     assert beyond.body["meta"]["next_page"] is None
 
