@@ -13,6 +13,7 @@ from schemas.errors import VALUE_IS_OUT_OF_RANGE
 _TITLES = {
     400: "BadRequest",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Payload Too Large",

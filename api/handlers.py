@@ -15,7 +15,7 @@ from schemas.catalog import CatalogValidationError
 from schemas.errors import VALUE_IS_TOO_LONG, InvalidField
 from schemas.event import UsageEvent, event_to_json_dict, parse_event, partition_key
 from schemas.event import validate_event_payload as event_errors
-from services.api_keys import KeyRing
+from services.api_keys import KeyRing, Principal
 from services.catalog import CatalogService
 from services.publishing import EventPublisher
 from services.usage import PeriodOutOfRange, UsageNotFound, UsageService
@@ -75,9 +75,9 @@ class Api:
         self.clock_ms = clock_ms
 
     # --- helpers -------------------------------------------------------------------------------
-    def authenticate(self, authorization: str | None) -> str | None:
-        """The organization of a ``Bearer <key>`` header, or None (see :class:`KeyRing`)."""
-        return self.key_ring().organization(authorization)
+    def authenticate(self, authorization: str | None) -> Principal | None:
+        """Who a ``Bearer <key>`` header is, or None (see :class:`KeyRing`)."""
+        return self.key_ring().principal(authorization)
 
     # --- events --------------------------------------------------------------------------------
     async def post_event(self, org: str, body: bytes) -> ApiResponse:

@@ -1,9 +1,10 @@
 """Binds the route table (:mod:`api.routes`) to Faust's web server (aiohttp underneath).
 
 Every route goes through :class:`Guard`: until ``readiness`` first says ready it answers 503
-``not_ready`` with ``Retry-After``; then it authenticates (401), reads the body up to the limit
-(413), runs the handler and maps what it raises (:func:`api.errors.failure_response`). Requests
-are counted, and timed, by route *pattern* (``/api/v1/plans/{code}``), never by concrete path.
+``not_ready`` with ``Retry-After``; then it authenticates (401), checks the key's role against
+the route's (403 ``forbidden``), reads the body up to the limit (413), runs the handler and
+maps what it raises (:func:`api.errors.failure_response`). Requests are counted, and timed,
+by route *pattern* (``/api/v1/plans/{code}``), never by concrete path.
 The web server's own 404 and 405 come in Lago's envelope too. ``/health`` (alive), ``/ready``
 and ``/metrics`` answer from the start, without a key.
 """
@@ -25,6 +26,7 @@ from api.envelope import ApiResponse, error
 from api.errors import RETRY_AFTER_SECONDS, failure_response, not_ready
 from api.routes import Call, Route
 from schemas import exact_json
+from services.api_keys import Principal
 from sinks.store import StoreError
 
 log = logging.getLogger("meterline.web")
@@ -80,6 +82,15 @@ async def read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+def authorize(principal: Principal | None, route: Route) -> ApiResponse | None:
+    """None when ``principal`` may call ``route``; else 401 (no valid key) or 403."""
+    if principal is None:
+        return error(401, "unauthorized")
+    if principal.role not in route.roles:
+        return error(403, "forbidden")
+    return None
+
+
 def respond(view: View, result: ApiResponse) -> Response:
     """``result`` as the web server's response."""
     headers = dict(result.headers) if result.headers else None
@@ -103,7 +114,7 @@ class ReadinessGate:
 class Guard:
     """Runs one route for one request: gate, key, body, handler, failures; counts it."""
 
-    def __init__(self, *, authenticate: Callable[[str | None], str | None],
+    def __init__(self, *, authenticate: Callable[[str | None], Principal | None],
                  max_body_bytes: int, metrics: RouteMetrics, gate: ReadinessGate):
         self.authenticate = authenticate
         self.max_body_bytes = max_body_bytes
@@ -128,9 +139,11 @@ class Guard:
                       params: dict[str, str]) -> Response:
         if not self.gate.is_open():
             return respond(view, not_ready())
-        org = self.authenticate(request.headers.get("Authorization"))
-        if org is None:
-            return respond(view, error(401, "unauthorized"))
+        principal = self.authenticate(request.headers.get("Authorization"))
+        refused = authorize(principal, route)
+        if refused is not None:
+            return respond(view, refused)
+        assert principal is not None
         body = b""
         if route.needs_body:
             read = await read_body(request, self.max_body_bytes)
@@ -139,7 +152,8 @@ class Guard:
             body = read
         query = list(request.query.items())  # type: ignore[attr-defined]
         try:
-            return respond(view, await route.handler(Call(org, params, query, body)))
+            call = Call(principal.organization_id, params, query, body, principal)
+            return respond(view, await route.handler(call))
         except Exception as exc:  # never a bare 500 page: log it and answer with the envelope
             return respond(view, self._failed(request, exc))
 
@@ -169,7 +183,8 @@ def _view(path: str, routes: Sequence[Route], guard: Guard) -> type[View]:
 
 
 def bind_routes(
-    app: faust.App, routes: Sequence[Route], *, authenticate: Callable[[str | None], str | None],
+    app: faust.App, routes: Sequence[Route], *,
+    authenticate: Callable[[str | None], Principal | None],
     max_body_bytes: int, metrics: RouteMetrics, readiness: Callable[[], dict] | None = None,
 ) -> None:
     """Add every route of the table, then ``/health``, ``/ready`` and ``/metrics``, to the

@@ -20,18 +20,19 @@ from typing import Any, ClassVar
 import faust
 import mode
 
+from api.api_keys import ApiKeyApi
 from api.dead_letters import DeadLetterApi
 from api.handlers import Api
 from api.lago import LagoControlApi
 from api.routes import api_routes
 from api.server import bind_routes
 from meterline.settings import Settings
-from services.api_keys import KeyRing
+from services.api_keys import RELOAD_SECONDS, ApiKeyService, LiveKeyRing
 from services.catalog import CatalogService
 from services.dead_letters import DeadLetterService
 from services.status import Reports
 from services.usage import UsageService
-from sinks.store import Store
+from sinks.store import Store, StoreError
 from streams.catalog_topic import TOPIC_CONFIG as CATALOG_TOPIC_CONFIG
 from streams.catalog_topic import CatalogTopic
 from streams.kafka import client_options, cluster_id, ensure_topics, rdkafka_connection
@@ -158,6 +159,7 @@ class Worker:
     metrics: Metrics
     runtime: Runtime
     reports: Reports
+    key_ring: LiveKeyRing
     on_ready: Callable[[], None] | None = None
 
 
@@ -229,10 +231,8 @@ class PipelineService(mode.Service):
 def bind_api(app: faust.App, w: Worker) -> None:
     """The HTTP API over the services, on the app's web server."""
     settings, store, catalog = w.settings, w.store, w.catalog
-    # API keys are created at start only: read them once, not on every request
-    key_ring = KeyRing(store.api_keys())
     api = Api(
-        key_ring=lambda: key_ring,
+        key_ring=w.key_ring,
         catalog=catalog,
         usage=UsageService(store, lambda: catalog.index),
         publisher=w.publisher,
@@ -244,8 +244,13 @@ def bind_api(app: faust.App, w: Worker) -> None:
         store=store, publisher=w.publisher,
         default_organization_id=settings.default_organization_id,
     ))
+    keys = ApiKeyApi(
+        ApiKeyService(store, w.key_ring),
+        operator_organization_id=settings.default_organization_id,
+        organizations=lambda: {org.id for org in store.organizations()},
+    )
     routes = api_routes(api, lago=LagoControlApi(catalog, store), dead_letters=dead_letters,
-                        observe_usage_read=w.metrics.usage_read_seconds.observe)
+                        api_keys=keys, observe_usage_read=w.metrics.usage_read_seconds.observe)
     bind_routes(app, routes, authenticate=api.authenticate,
                 max_body_bytes=settings.max_body_bytes, metrics=w.metrics,
                 readiness=w.runtime.readiness)
@@ -254,6 +259,14 @@ def bind_api(app: faust.App, w: Worker) -> None:
 def add_timers(app: faust.App, w: Worker) -> None:
     """Gauges refreshed on timers: progress and readiness, reconciliation."""
     runtime, metrics = w.runtime, w.metrics
+
+    @app.timer(interval=RELOAD_SECONDS)
+    async def reload_keys() -> None:
+        """Keys made or revoked on any worker count here within a second."""
+        try:
+            await asyncio.to_thread(w.key_ring.reload)
+        except StoreError as exc:  # the store away: keep the last ring, try again
+            log.warning("cannot reload the API keys: %s", exc)
 
     @app.timer(interval=w.settings.progress_interval_seconds)
     async def refresh_progress() -> None:
@@ -302,7 +315,7 @@ def build_app(
     )
     worker = Worker(settings=settings, kafka=kafka, store=store, catalog=catalog,
                     publisher=publisher, metrics=metrics, runtime=runtime, reports=reports,
-                    on_ready=on_ready)
+                    key_ring=LiveKeyRing(store), on_ready=on_ready)
     bind_api(app, worker)
     watch_catalog(metrics, catalog)
     app.service(type("PipelineService", (PipelineService,), {"worker": worker}))

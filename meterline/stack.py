@@ -33,11 +33,14 @@ def read_local_api(data_dir: Path) -> tuple[str, str]:
 def provision_api_key(store: Store, settings: Settings, data_dir: Path) -> str | None:
     """Make sure the default organization has an admin key; return a key made now, if any.
 
-    ``METERLINE_API_KEY``, when set, is registered (its digest) on every start. Otherwise a
-    key is made on the first start only: it is shown once and written to ``DATA_DIR/api_key``
-    (mode 0600) for the CLI commands; the store keeps only its digest."""
+    ``METERLINE_API_KEY``, when set, is the default organization's admin (operator) key on
+    every start: registered (its digest) unless it is a valid admin key already, so a revoked
+    one is valid again after a restart with it. Otherwise a key is made on the first start
+    only: it is shown once and written to ``DATA_DIR/api_key`` (mode 0600) for the CLI
+    commands; the store keeps only its digest."""
     org = store.ensure_organization(settings.default_organization_id, "Default organization")
-    digests = {k.key_hash for k in store.api_keys() if k.organization_id == org.id}
+    digests = {k.key_hash for k in store.api_keys()
+               if k.organization_id == org.id and k.revoked_at_ms is None and k.role == "admin"}
     if settings.api_key:
         if hash_key(settings.api_key) not in digests:
             store.add_api_key(new_key_record(settings.api_key, org.id, "METERLINE_API_KEY"))

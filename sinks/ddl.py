@@ -251,6 +251,17 @@ API_KEYS = Table(
 ORDER BY (organization_id, id)""",
 )
 
+# Revoked API keys: append-only, one row per revocation (the first counts). A key is refused
+# on every worker within a second of its revocation (each reloads its key ring on a timer).
+API_KEY_REVOCATIONS = Table(
+    "api_key_revocations",
+    """(
+    id String,
+    revoked_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY id""",
+)
+
 # Batches begun but never finished whose log is gone (another log epoch): their rows were
 # deleted at start and the batch is recorded here, so it is neither open nor committed.
 BATCH_ROLLBACKS = Table(
@@ -294,7 +305,8 @@ ORDER BY (source_topic, source_partition, source_offset)""",
 
 ALL_TABLES = (
     EVENTS, USAGE_ROLLUPS, UNIQUE_ROLLUPS, EVENT_VALUES, DEAD_LETTERS, DEDUP_KEYS, BATCHES,
-    BATCH_BEGINS, CATALOG_DOCS, ORGANIZATIONS, API_KEYS, REDRIVES, BATCH_ROLLBACKS,
+    BATCH_BEGINS, CATALOG_DOCS, ORGANIZATIONS, API_KEYS, API_KEY_REVOCATIONS, REDRIVES,
+    BATCH_ROLLBACKS,
     SCHEMA_MIGRATIONS,
 )
 

@@ -10,6 +10,8 @@ those in the integration tests.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +58,7 @@ class MemoryStore:
     _begun: list[_Marker] = field(default_factory=list)
     _done: list[_Marker] = field(default_factory=list)
     _rolled_back: list[dict[str, Any]] = field(default_factory=list)
+    _revoked: dict[str, int] = field(default_factory=dict)  # key id → revoked at, ms
     _orgs: dict[str, Organization] = field(default_factory=dict)
     _keys: list[ApiKeyRecord] = field(default_factory=list)
 
@@ -200,9 +203,13 @@ class MemoryStore:
         return [self._orgs[k] for k in sorted(self._orgs)]
 
     def add_api_key(self, record: ApiKeyRecord) -> None:
-        """Keep an API key record (its digest)."""
-        self._keys.append(record)
+        """Keep an API key record (its digest), stamped now."""
+        self._keys.append(dataclasses.replace(record, created_at_ms=int(time.time() * 1000)))
 
     def api_keys(self) -> list[ApiKeyRecord]:
-        """Every API key record."""
-        return list(self._keys)
+        """Every API key record, with when it was revoked (if it was)."""
+        return [dataclasses.replace(k, revoked_at_ms=self._revoked.get(k.id)) for k in self._keys]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Record the key's revocation (the first one counts)."""
+        self._revoked.setdefault(key_id, int(time.time() * 1000))

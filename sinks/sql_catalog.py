@@ -81,15 +81,25 @@ class CatalogSql(SqlBase):
         self._insert_wire(_API_KEY_INSERT, table, None)
 
     def api_keys(self) -> list[ApiKeyRecord]:
-        """Every API key (digests), oldest first."""
+        """Every API key (digests), oldest first, with when it was revoked (if it was)."""
+        db = self.database
         rows = self._query(
-            f"SELECT id, organization_id, name, role, key_hash FROM {self.database}.api_keys "
-            f"ORDER BY created_at, id LIMIT 1 BY id"
+            f"SELECT k.id id, organization_id, name, role, key_hash, "
+            f"toUnixTimestamp64Milli(created_at) created_ms, r.revoked_ms revoked_ms "
+            f"FROM (SELECT * FROM {db}.api_keys ORDER BY created_at, id LIMIT 1 BY id) k "
+            f"LEFT JOIN (SELECT id, toUnixTimestamp64Milli(min(revoked_at)) revoked_ms "
+            f"FROM {db}.api_key_revocations GROUP BY id) r ON r.id = k.id "
+            f"ORDER BY created_ms, id SETTINGS join_use_nulls = 1"
         ).to_pylist()
         return [
-            ApiKeyRecord(r["id"], r["organization_id"], r["name"], r["role"], r["key_hash"])
+            ApiKeyRecord(r["id"], r["organization_id"], r["name"], r["role"], r["key_hash"],
+                         revoked_at_ms=r["revoked_ms"], created_at_ms=r["created_ms"])
             for r in rows
         ]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Record the key's revocation (now)."""
+        self._insert_wire(_REVOCATION_INSERT, pa.table({"id": [key_id]}), None)
 
 
 _CATALOG_INSERT = ddl.InsertSpec(
@@ -112,6 +122,13 @@ _ORG_INSERT = ddl.InsertSpec(
     columns=("id", "name", "created_at"),
     wire_columns=(("id", "String"), ("name", "String")),
     select=("id", "name", "now64(3, 'UTC')"),
+)
+
+_REVOCATION_INSERT = ddl.InsertSpec(
+    table="api_key_revocations",
+    columns=("id", "revoked_at"),
+    wire_columns=(("id", "String"),),
+    select=("id", "now64(3, 'UTC')"),
 )
 
 _API_KEY_INSERT = ddl.InsertSpec(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -152,6 +152,8 @@ class ApiKeyRecord:
     name: str
     role: str
     key_hash: str
+    revoked_at_ms: int | None = None  # None while the key is valid
+    created_at_ms: int = field(default=0, compare=False)  # set by the store
 
 
 class BatchStore(Protocol):
@@ -246,7 +248,10 @@ class AccessStore(Protocol):
         """Store an API key (its digest only)."""
 
     def api_keys(self) -> list[ApiKeyRecord]:
-        """Every API key (digests)."""
+        """Every API key (digests), revoked ones included (``revoked_at_ms``)."""
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Mark a key revoked (an append-only record; its first revocation counts)."""
 
 
 class DeadLetterStore(Protocol):

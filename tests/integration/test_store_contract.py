@@ -703,3 +703,17 @@ def test_second_process_cannot_open_the_same_data_directory(
     assert "lock" in output.lower() or "StoreError" in output
     # The owner is unaffected.
     assert count(store, "events") == 0
+
+
+def test_a_revoked_key_keeps_its_record_and_its_first_revocation_time(store: SqlStore) -> None:
+    store.add_api_key(ApiKeyRecord("key_1", ORG, "old", "read", "ab" * 32))
+    store.add_api_key(ApiKeyRecord("key_2", ORG, "new", "admin", "cd" * 32))
+    assert [k.revoked_at_ms for k in store.api_keys()] == [None, None]
+    assert all(k.created_at_ms > 0 for k in store.api_keys())
+    store.revoke_api_key("key_1")
+    [old, new] = store.api_keys()
+    assert (old.id, new.id) == ("key_1", "key_2") and new.revoked_at_ms is None
+    assert old.revoked_at_ms is not None and old.revoked_at_ms >= old.created_at_ms
+    first = old.revoked_at_ms
+    store.revoke_api_key("key_1")  # again: the first revocation counts
+    assert store.api_keys()[0].revoked_at_ms == first

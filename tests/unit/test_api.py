@@ -49,7 +49,9 @@ def run(coro):
 
 def test_authentication(api_and_publisher):
     api, _ = api_and_publisher
-    assert api.authenticate("Bearer k") == "org-1"
+    who = api.authenticate("Bearer k")
+    assert who is not None and (who.organization_id, who.role, who.name) == (
+        "org-1", "admin", "test")
     assert api.authenticate("Bearer nope") is None
     assert api.authenticate("k") is None
     assert api.authenticate(None) is None

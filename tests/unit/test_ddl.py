@@ -11,12 +11,13 @@ import re
 import pytest
 
 from sinks import ddl
+from sinks.sql_catalog import _REVOCATION_INSERT
 from sinks.sql_store import _API_KEY_INSERT, _CATALOG_INSERT, _ORG_INSERT, _ROLLBACK_INSERT
 
 TABLES = {table.name: table for table in ddl.ALL_TABLES}
 INSERT_SPECS = [
     value for value in vars(ddl).values() if isinstance(value, ddl.InsertSpec)
-] + [_CATALOG_INSERT, _ORG_INSERT, _API_KEY_INSERT, _ROLLBACK_INSERT]
+] + [_CATALOG_INSERT, _ORG_INSERT, _API_KEY_INSERT, _REVOCATION_INSERT, _ROLLBACK_INSERT]
 BATCH_INSERT_TABLES = (
     "events", "usage_rollups", "unique_rollups", "event_values", "dead_letters", "dedup_keys",
     "batches", "batch_begins", "batch_rollbacks",
